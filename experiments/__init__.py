@@ -1,0 +1,1 @@
+"""Experiment scripts over :mod:`adain` and :mod:`mmd`: each is ``python -m experiments.<name>``."""

@@ -1,0 +1,229 @@
+"""Verify numerically that the Gatys Gram loss equals MMD²_b / (4N²) under k(x, y) = (xᵀy)².
+
+    python -m experiments.verify_identity [--output runs/verify_identity] [--seed 0] [--quick]
+
+Sweeps N and M (equal and unequal M_F, M_S) in float32 and float64 on random features and, with the
+MobileNetV2 encoder (``--real``, the default), on real features of the AdaIN paper's images. Writes
+``identity.csv``, ``routes.csv`` and the figures ``rel_error.png``, ``route_time.png`` and
+``route_memory.png`` (each also as PDF) into the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import itertools
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+from tqdm import tqdm
+
+import mmd
+from experiments import mmd_workloads as work
+from experiments.measure import median_time, peak_extra_memory
+
+DEFAULT_OUTPUT = Path("runs/verify_identity")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+EXACT_FLOOR = 1e-18  # where the plot puts checks whose two sides agree to the last bit
+
+
+def identity_rows(ns, ms, seed: int):
+    """One row per (source, N, M_F, M_S, dtype) for random features."""
+    cases = list(itertools.product(ns, ms, ("equal", "unequal"), DTYPES))
+    for n, m, sizes, dtype_name in tqdm(cases, desc="identity (random)"):
+        m_s = m if sizes == "equal" else max(1, (3 * m) // 5 + 1)
+        f, s = work.random_samples(n, m, m_s, "float64", seed)
+        check = mmd.verify_identity(f.T, s.T, dtype=DTYPES[dtype_name])
+        yield _row("random", n, check, dtype_name)
+
+
+def _row(source: str, n: int, check: mmd.IdentityCheck, dtype_name: str) -> dict:
+    return {
+        "source": source,
+        "N": n,
+        "M_F": check.m_generated,
+        "M_S": check.m_style,
+        "dtype": dtype_name,
+        "gram_loss": float(check.gram_loss.double().sum()),
+        "mmd_loss": float(check.mmd_loss.double().sum()),
+        "abs_error": float(check.abs_error.max()),
+        "rel_error": check.max_rel_error,
+    }
+
+
+def real_feature_rows(image_size: int, weights: str | None):
+    """Identity rows on MobileNetV2 features: each paper content image against each of a few styles."""
+    from adain.encoders import build_encoder
+    from adain.io import load_image
+
+    paper = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "adain-paper"
+    if not paper.is_dir():
+        raise SystemExit(f"the AdaIN paper images were not found at {paper}; run with --no-real to skip them")
+    contents = sorted((paper / "content").glob("*.jpg"))[:3]
+    styles = sorted((paper / "style").glob("*.jpg"))[:3]
+    encoder = build_encoder("mobilenet_v2", weights=weights)
+    with torch.no_grad():
+        feats = {}
+        for path in contents + styles:
+            # the style at a different size, so M_F != M_S at every layer
+            size = image_size if path in contents else int(image_size * 1.25)
+            feats[path] = encoder(load_image(path, size=size).unsqueeze(0))
+    pairs = list(itertools.product(contents, styles, encoder.layer_names, DTYPES))
+    for content, style, layer, dtype_name in tqdm(pairs, desc="identity (MobileNetV2)"):
+        f, s = feats[content][layer][0], feats[style][layer][0]
+        check = mmd.verify_identity(f, s, dtype=DTYPES[dtype_name])
+        row = _row(f"mobilenet_v2:{layer}", f.shape[0], check, dtype_name)
+        yield row
+
+
+def route_rows(n: int, ms, seed: int, measure_memory: bool):
+    """Time (and peak extra memory) of the kernel and moment routes of the quadratic-kernel MMD²."""
+    for m in tqdm(ms, desc=f"routes (N={n})"):
+        samples = work.random_samples(n, m, m, "float32", seed)
+        row = {"N": n, "M": m}
+        for route, fn in (("kernel", work.kernel_route), ("moment", work.moment_route)):
+            repeats = 1 if route == "kernel" and m >= 8192 else 3
+            row[f"{route}_seconds"] = median_time(functools.partial(fn, samples), repeats=repeats)
+            if measure_memory:
+                row[f"{route}_peak_bytes"] = peak_extra_memory(
+                    work.random_samples, _run_no_grad(route), n, m, m, "float32", seed
+                )
+        yield row
+
+
+def _run_no_grad(route: str):
+    return work.kernel_route if route == "kernel" else work.moment_route
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path.with_suffix(".png"), dpi=130)
+    fig.savefig(path.with_suffix(".pdf"))
+    plt.close(fig)
+
+
+def plot_rel_error(rows: list[dict], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    markers = {"float32": "o", "float64": "s"}
+    for dtype_name in DTYPES:
+        for real in (False, True):
+            pts = [
+                r for r in rows if r["dtype"] == dtype_name and r["source"].startswith("mobilenet") == real
+            ]
+            if not pts:
+                continue
+            ax.scatter(
+                [r["M_F"] for r in pts],
+                [max(r["rel_error"], EXACT_FLOOR) for r in pts],
+                marker=markers[dtype_name],
+                facecolors="none" if real else None,
+                label=f"{dtype_name}, {'MobileNetV2 features' if real else 'random features'}",
+                alpha=0.7,
+            )
+    for eps, name in (
+        (torch.finfo(torch.float32).eps, "float32 eps"),
+        (torch.finfo(torch.float64).eps, "float64 eps"),
+    ):
+        ax.axhline(eps, ls=":", c="gray")
+        ax.text(0.01, eps * 1.5, name, color="gray", fontsize=8, transform=ax.get_yaxis_transform())
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="positions M_F",
+        ylabel="relative error (exact: plotted at 1e-18)",
+        title="Gram loss vs MMD²/(4N²), k(x,y) = (xᵀy)²",
+    )
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_routes(rows: list[dict], key: str, ylabel: str, path: Path, scale: float = 1.0) -> None:
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    ms = [r["M"] for r in rows]
+    for route in ("kernel", "moment"):
+        # floor at 1/1000 of the unit: a peak below the measurement's resolution reads as zero
+        ax.plot(ms, [max(r[f"{route}_{key}"] / scale, 1e-3) for r in rows], "o-", label=f"{route} route")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="positions M (= M_F = M_S)",
+        ylabel=ylabel,
+        title=f"quadratic-kernel MMD², N = {rows[0]['N']}, float32, CPU",
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    _save(fig, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="folder for CSVs and figures")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="a small sweep (seconds), as the tests use")
+    parser.add_argument(
+        "--real",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also check real MobileNetV2 features of the AdaIN paper images (default: on)",
+    )
+    parser.add_argument(
+        "--weights", default=None, help="MobileNetV2 weights file (default: torchvision's cache)"
+    )
+    parser.add_argument(
+        "--no-memory",
+        dest="memory",
+        action="store_false",
+        help="skip the peak-memory measurements (each runs in a fresh process)",
+    )
+    args = parser.parse_args(argv)
+    torch.manual_seed(args.seed)
+    args.output.mkdir(parents=True, exist_ok=True)
+
+    if args.quick:
+        ns, ms, route_ms, image_size = (8, 64), (16, 256), (64, 256), 96
+    else:
+        ns, ms, route_ms, image_size = (16, 64, 256), (64, 256, 1024, 4096), (256, 1024, 4096, 16384), 256
+    rows = list(identity_rows(ns, ms, args.seed))
+    if args.real:
+        rows += list(real_feature_rows(image_size, args.weights))
+    write_csv(rows, args.output / "identity.csv")
+    plot_rel_error(rows, args.output / "rel_error")
+
+    routes = list(route_rows(64, route_ms, args.seed, args.memory))
+    write_csv(routes, args.output / "routes.csv")
+    plot_routes(routes, "seconds", "seconds", args.output / "route_time")
+    if args.memory:
+        plot_routes(
+            routes, "peak_bytes", "peak extra memory (MiB)", args.output / "route_memory", scale=2**20
+        )
+
+    worst = {d: max(r["rel_error"] for r in rows if r["dtype"] == d) for d in DTYPES}
+    print(
+        f"{len(rows)} identity checks; worst relative error: "
+        + ", ".join(f"{d} {e:.2e}" for d, e in worst.items())
+    )
+    biggest = routes[-1]
+    print(
+        f"M={biggest['M']}, N=64: kernel route {biggest['kernel_seconds']:.3f}s, "
+        f"moment route {biggest['moment_seconds']:.4f}s "
+        f"({biggest['kernel_seconds'] / biggest['moment_seconds']:.0f}x)"
+    )
+    print(f"wrote {args.output}/identity.csv, routes.csv and figures")
+
+
+if __name__ == "__main__":
+    main()

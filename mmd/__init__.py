@@ -1,0 +1,26 @@
+"""mmd: style losses as pure tensor maths, and the Gram = MMD² identity.
+
+The Gatys Gram style loss at a layer with ``N`` channels equals ``MMD²_b / (4N²)`` between the sets of
+position-wise feature vectors under the kernel ``k(x, y) = (xᵀy)²``; see ``notes/gram_mmd_identity.md``.
+No I/O here: tensors in, tensors out.
+"""
+
+from . import kernels
+from .estimators import mmd2
+from .gram import gram_matrix, gram_style_loss
+from .identity import IdentityCheck, verify_identity
+from .meanstd import mean_std_loss
+from .stats import channel_mean_std, flatten_positions, positions_as_samples
+
+__all__ = [
+    "IdentityCheck",
+    "channel_mean_std",
+    "flatten_positions",
+    "gram_matrix",
+    "gram_style_loss",
+    "kernels",
+    "mean_std_loss",
+    "mmd2",
+    "positions_as_samples",
+    "verify_identity",
+]

@@ -1,0 +1,130 @@
+"""The squared maximum mean discrepancy between two sample sets, by two routes.
+
+``route="kernel"`` sums kernel matrices block by block (``chunk_size`` rows and columns at a time),
+so memory stays ``O(chunk_size²)`` per batch element however many samples there are; with gradients
+enabled each block is recomputed in the backward pass (activation checkpointing), so the backward pass
+is bounded too. ``route="moment"`` uses a kernel's closed form in low-order moments (linear and
+degree-≤2 polynomial kernels), ``O(M N²)``. ``route="auto"`` takes the moment route where it exists.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+from .kernels import Kernel
+
+__all__ = ["Estimator", "Route", "mmd2"]
+
+Estimator = Literal["biased", "unbiased"]
+Route = Literal["auto", "kernel", "moment"]
+
+DEFAULT_CHUNK_SIZE = 2048
+
+
+def mmd2(
+    x: Tensor,
+    y: Tensor,
+    kernel: Kernel,
+    estimator: Estimator = "biased",
+    route: Route = "auto",
+    chunk_size: int | None = DEFAULT_CHUNK_SIZE,
+) -> Tensor:
+    """Squared MMD between the empirical distributions of ``x`` and ``y`` under ``kernel``.
+
+    Biased (V-statistic, what the Gram identity needs)::
+
+        MMD²_b = mean_{i,j} k(x_i, x_j) + mean_{i,j} k(y_i, y_j) − 2 mean_{i,j} k(x_i, y_j)
+
+    Unbiased (U-statistic): the within-set means leave out ``i = j``; it needs ``M ≥ 2`` per set and
+    can be negative. The biased value is ``≥ 0`` for a positive-definite kernel.
+
+    Args:
+        x: ``[M_x, N]`` or batched ``[..., M_x, N]``: one sample (feature vector) per row.
+        y: ``[M_y, N]`` or ``[..., M_y, N]``; leading dimensions broadcast against ``x``'s.
+        kernel: from :mod:`mmd.kernels`.
+        estimator: ``"biased"`` or ``"unbiased"``.
+        route: ``"kernel"`` (kernel matrices), ``"moment"`` (closed form; only for kernels with
+            ``has_moment_route``) or ``"auto"``.
+        chunk_size: rows/columns per kernel block on the kernel route; ``None`` forms whole matrices.
+
+    Returns:
+        ``[...]``: the broadcast leading dimensions (a 0-d tensor for unbatched input).
+    """
+    _check_samples(x, y)
+    if estimator not in ("biased", "unbiased"):
+        raise ValueError(f"estimator must be 'biased' or 'unbiased', got {estimator!r}")
+    unbiased = estimator == "unbiased"
+    if unbiased and min(x.shape[-2], y.shape[-2]) < 2:
+        raise ValueError(
+            "the unbiased estimator needs at least 2 samples per set, "
+            f"got M_x={x.shape[-2]}, M_y={y.shape[-2]}"
+        )
+    if route == "auto":
+        route = "moment" if kernel.has_moment_route else "kernel"
+    kernel = kernel.bind(x, y)
+    if route == "moment":
+        if not kernel.has_moment_route:
+            raise ValueError(f"{kernel!r} has no closed-form MMD²; use route='kernel' or 'auto'")
+        return kernel.moment_mmd2(x, y, unbiased)
+    if route == "kernel":
+        return _kernel_route(x, y, kernel, unbiased, chunk_size)
+    raise ValueError(f"route must be 'auto', 'kernel' or 'moment', got {route!r}")
+
+
+def _check_samples(x: Tensor, y: Tensor) -> None:
+    if x.dim() < 2 or y.dim() < 2:
+        raise ValueError(f"samples must be [..., M, N]; got shapes {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.shape[-1] != y.shape[-1]:
+        raise ValueError(
+            f"samples must have the same dimension N; got {x.shape[-1]} (x) and {y.shape[-1]} (y)"
+        )
+    if x.shape[-2] == 0 or y.shape[-2] == 0:
+        raise ValueError(f"empty sample set: shapes {tuple(x.shape)} and {tuple(y.shape)}")
+
+
+def _kernel_route(x: Tensor, y: Tensor, kernel: Kernel, unbiased: bool, chunk_size: int | None) -> Tensor:
+    m_x, m_y = x.shape[-2], y.shape[-2]
+    k_xx = _kernel_sum(x, x, kernel, chunk_size, symmetric=True)
+    k_yy = _kernel_sum(y, y, kernel, chunk_size, symmetric=True)
+    k_xy = _kernel_sum(x, y, kernel, chunk_size, symmetric=False)
+    if unbiased:
+        within_x = (k_xx - kernel.diag(x).sum(dim=-1)) / (m_x * (m_x - 1))
+        within_y = (k_yy - kernel.diag(y).sum(dim=-1)) / (m_y * (m_y - 1))
+    else:
+        within_x = k_xx / (m_x * m_x)
+        within_y = k_yy / (m_y * m_y)
+    return within_x + within_y - 2 * k_xy / (m_x * m_y)
+
+
+def _block_sum(kernel: Kernel, a: Tensor, b: Tensor) -> Tensor:
+    """``Σ_{i,j} k(a_i, b_j)``: ``a: [..., P, N]``, ``b: [..., Q, N]`` → ``[...]``."""
+    return kernel(a, b).sum(dim=(-1, -2))
+
+
+def _kernel_sum(a: Tensor, b: Tensor, kernel: Kernel, chunk_size: int | None, symmetric: bool) -> Tensor:
+    """``Σ_{i,j} k(a_i, b_j)`` in blocks of ``chunk_size``; with ``symmetric`` (``a is b``) only the
+    blocks on and above the diagonal are formed. ``a: [..., P, N]``, ``b: [..., Q, N]`` → ``[...]``."""
+    if chunk_size is None or (a.shape[-2] <= chunk_size and b.shape[-2] <= chunk_size):
+        return _block_sum(kernel, a, b)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive or None, got {chunk_size}")
+    use_checkpoint = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
+    a_blocks = a.split(chunk_size, dim=-2)
+    b_blocks = b.split(chunk_size, dim=-2)
+    total = None
+    for i, a_blk in enumerate(a_blocks):
+        for j, b_blk in enumerate(b_blocks):
+            if symmetric and j < i:
+                continue
+            if use_checkpoint:
+                part = checkpoint(_block_sum, kernel, a_blk, b_blk, use_reentrant=False)
+            else:
+                part = _block_sum(kernel, a_blk, b_blk)
+            if symmetric and j > i:
+                part = 2 * part
+            total = part if total is None else total + part
+    return total
