@@ -1,0 +1,156 @@
+"""Loading encoder weights: from a state-dict file, or from torchvision's weights API / the torch hub cache.
+
+Every file is read with ``torch.load(..., weights_only=True, map_location="cpu")``; every failure becomes a
+:class:`~adain.errors.WeightsError` that names the file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import Tensor, nn
+from torchvision.models import WeightsEnum
+
+from adain.errors import WeightsError
+
+__all__ = [
+    "hub_cache_path",
+    "load_checked",
+    "load_state_dict_file",
+    "torchvision_state_dict",
+]
+
+_MAX_LISTED = 5
+
+
+def _listing(items: list[str]) -> str:
+    shown = ", ".join(items[:_MAX_LISTED])
+    return shown + (f", … ({len(items)} in all)" if len(items) > _MAX_LISTED else "")
+
+
+def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
+    """Read a state dict (a mapping of parameter names to tensors) from ``path``.
+
+    Raises:
+        WeightsError: the file is missing, a directory, empty, unreadable, truncated, not loadable with
+            ``weights_only=True``, or holds something other than a mapping of names to tensors.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise WeightsError(f"weights file {path} does not exist")
+    if path.is_dir():
+        raise WeightsError(f"weights file {path} is a directory; pass the path of a .pth state-dict file")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"weights file {path} is empty (an interrupted download?)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load raises many types for bad files; all mean the same to the user
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(
+            f"weights file {path} cannot be loaded as a PyTorch state dict with weights_only=True: "
+            f"it is truncated, corrupt, not a .pth file, or pickles objects other than tensors "
+            f"({type(e).__name__}: {first_line})"
+        ) from e
+    if not isinstance(obj, Mapping):
+        raise WeightsError(
+            f"weights file {path} holds a {type(obj).__name__}, not a state dict "
+            "(a mapping from parameter names to tensors)"
+        )
+    bad = [str(k) for k, v in obj.items() if not (isinstance(k, str) and isinstance(v, Tensor))]
+    if bad:
+        nested = [k for k in ("state_dict", "model", "encoder") if isinstance(obj.get(k), Mapping)]
+        hint = (
+            f"; it looks like a training checkpoint: save its {nested[0]!r} entry instead" if nested else ""
+        )
+        raise WeightsError(
+            f"weights file {path} is not a plain state dict: these entries are not name → tensor pairs: "
+            f"{_listing(bad)}{hint}"
+        )
+    return dict(obj)
+
+
+def load_checked(
+    module: nn.Module,
+    state_dict: Mapping[str, Tensor],
+    *,
+    source: str,
+    network: str,
+    ignore_prefixes: tuple[str, ...] = (),
+) -> None:
+    """Copy ``state_dict`` into ``module`` after checking keys and shapes exactly.
+
+    Args:
+        module: the module to load into (its own ``state_dict()`` keys are the expected keys).
+        state_dict: name → tensor; entries whose key starts with one of ``ignore_prefixes`` are dropped
+            first (e.g. ``"classifier."`` for a feature encoder given a full torchvision checkpoint).
+        source: what the weights came from (a file path), for messages.
+        network: the network's name, for messages.
+
+    Raises:
+        WeightsError: missing keys, unexpected keys or wrong shapes, listing (some of) each.
+    """
+    provided = {
+        k: v for k, v in state_dict.items() if not (ignore_prefixes and k.startswith(ignore_prefixes))
+    }
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in provided]
+    unexpected = [k for k in provided if k not in expected]
+    wrong = [
+        f"{k} (expected {tuple(expected[k].shape)}, got {tuple(provided[k].shape)})"
+        for k in expected
+        if k in provided and provided[k].shape != expected[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_listing(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_listing(unexpected)}")
+    if wrong:
+        problems.append(f"wrong shapes: {_listing(wrong)}")
+    if problems:
+        hint = ""
+        if any(k.startswith("module.") for k in unexpected):
+            hint = " (keys start with 'module.': strip that DataParallel prefix before saving)"
+        raise WeightsError(
+            f"weights from {source} do not fit the {network} network: {'; '.join(problems)}{hint}"
+        )
+    module.load_state_dict(provided, strict=True)
+
+
+def hub_cache_path(url: str) -> Path:
+    """Where torch hub caches the file at ``url``: ``torch.hub.get_dir()/checkpoints/<file name>``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
+def torchvision_state_dict(
+    weights: WeightsEnum, *, network: str, progress: bool = False
+) -> dict[str, Tensor]:
+    """The state dict of a torchvision weights enum entry, from the hub cache or downloaded into it.
+
+    A cached file is read with :func:`load_state_dict_file`; otherwise the file is fetched with
+    ``torch.hub.load_state_dict_from_url`` (hash-checked, ``weights_only=True``), as torchvision's
+    ``Weights.get_state_dict`` does.
+
+    Raises:
+        WeightsError: not cached and not downloadable (e.g. offline); the message names the cache path,
+            the download URL and the ``--weights PATH`` alternative. Also for an unreadable cached file.
+    """
+    cached = hub_cache_path(weights.url)
+    if cached.is_file():
+        return load_state_dict_file(cached)
+    try:
+        state = torch.hub.load_state_dict_from_url(
+            weights.url, progress=progress, check_hash=True, map_location="cpu", weights_only=True
+        )
+    except Exception as e:  # URLError, OSError, hash mismatch (RuntimeError), unpickling errors …
+        raise WeightsError(
+            f"the pretrained {network} weights are not in the torch hub cache ({cached}) and could not be "
+            f"downloaded ({type(e).__name__}: {e}). Download {weights.url} and save it as {cached} "
+            "(the cache folder follows $TORCH_HOME), or pass weights=PATH (--weights PATH on the "
+            "command line) to a state-dict file."
+        ) from e
+    return dict(state)

@@ -1,0 +1,94 @@
+"""Shared fixtures: the read-only ``../shared`` folder beside the checkout and the MobileNetV2 weights.
+
+Outside CI, tests that need ``../shared`` or the weights skip with a reason when they are missing; with
+``CI=true`` they fail instead, so CI never passes by skipping them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = REPO_ROOT.parent / "shared"
+MOBILENET_FILE = "mobilenet_v2-b0353104.pth"  # torchvision's MobileNet_V2_Weights.IMAGENET1K_V1 file
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI") == "true"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip the test with ``reason``, or fail it when running in CI."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: this must not be skipped)")
+    pytest.skip(reason)
+
+
+class PaperImages(NamedTuple):
+    """Folders of the AdaIN paper's test images."""
+
+    content: Path
+    style: Path
+    mask: Path
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """``<repo>/../shared`` (read-only; never copy from it into the repo)."""
+    if not SHARED_DIR.is_dir():
+        skip_or_fail(f"{SHARED_DIR} not found")
+    return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def paper_images(shared_dir: Path) -> PaperImages:
+    """The content/style/mask folders of the AdaIN paper's test images."""
+    root = shared_dir / "data" / "adain-paper"
+    folders = PaperImages(root / "content", root / "style", root / "mask")
+    missing = [str(p) for p in folders if not p.is_dir()]
+    if missing:
+        skip_or_fail(f"paper image folders not found: {', '.join(missing)}")
+    return folders
+
+
+def _sha256_prefix_ok(path: Path) -> bool:
+    expected = MOBILENET_FILE.rsplit("-", 1)[1].split(".")[0]  # torchvision names files by hash prefix
+    return hashlib.sha256(path.read_bytes()).hexdigest().startswith(expected)
+
+
+@pytest.fixture(scope="session")
+def mobilenet_weights(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Path of the MobileNetV2 ImageNet weights in the torch hub cache, which the encoder then uses.
+
+    If the current hub cache (``$TORCH_HOME``) lacks the file, it is copied from ``../shared/weights``
+    into a session temp ``TORCH_HOME``, which is set for the rest of the session. Skips (fails in CI)
+    when neither has it or the file's hash does not match.
+    """
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / MOBILENET_FILE
+    if cached.is_file():
+        if not _sha256_prefix_ok(cached):
+            skip_or_fail(f"{cached} is not torchvision's {MOBILENET_FILE} (hash mismatch)")
+        yield cached
+        return
+    source = SHARED_DIR / "weights" / MOBILENET_FILE
+    if not source.is_file():
+        skip_or_fail(f"MobileNetV2 weights found neither at {cached} nor at {source}")
+    if not _sha256_prefix_ok(source):
+        skip_or_fail(f"{source} is not torchvision's {MOBILENET_FILE} (hash mismatch)")
+    home = tmp_path_factory.mktemp("torch_home")
+    target = home / "hub" / "checkpoints" / MOBILENET_FILE
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(source, target)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(home))
+        if Path(torch.hub.get_dir()) != home / "hub":  # torch.hub.set_dir() was called somewhere
+            mp.setattr(torch.hub, "get_dir", lambda: str(home / "hub"))
+        yield target
