@@ -75,9 +75,9 @@ def real_feature_rows(image_size: int, weights: str | None):
             feats[path] = encoder(load_image(path, size=size).unsqueeze(0))
     pairs = list(itertools.product(contents, styles, encoder.layer_names, DTYPES))
     for content, style, layer, dtype_name in tqdm(pairs, desc="identity (MobileNetV2)"):
-        f, s = feats[content][layer][0], feats[style][layer][0]
+        f, s = feats[content][layer], feats[style][layer]  # [1, N, H, W] each
         check = mmd.verify_identity(f, s, dtype=DTYPES[dtype_name])
-        row = _row(f"mobilenet_v2:{layer}", f.shape[0], check, dtype_name)
+        row = _row(f"mobilenet_v2:{layer}", f.shape[1], check, dtype_name)
         yield row
 
 
@@ -116,21 +116,22 @@ def _save(fig, path: Path) -> None:
 
 def plot_rel_error(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    markers = {"float32": "o", "float64": "s"}
-    for dtype_name in DTYPES:
-        for real in (False, True):
-            pts = [
-                r for r in rows if r["dtype"] == dtype_name and r["source"].startswith("mobilenet") == real
-            ]
-            if not pts:
-                continue
+    styles = {  # (dtype, real features?) -> marker, colour
+        ("float32", False): ("o", "tab:blue"),
+        ("float32", True): ("^", "tab:cyan"),
+        ("float64", False): ("s", "tab:orange"),
+        ("float64", True): ("D", "tab:red"),
+    }
+    for (dtype_name, real), (marker, colour) in styles.items():
+        pts = [r for r in rows if r["dtype"] == dtype_name and r["source"].startswith("mobilenet") == real]
+        if pts:
             ax.scatter(
                 [r["M_F"] for r in pts],
                 [max(r["rel_error"], EXACT_FLOOR) for r in pts],
-                marker=markers[dtype_name],
-                facecolors="none" if real else None,
+                marker=marker,
+                c=colour,
                 label=f"{dtype_name}, {'MobileNetV2 features' if real else 'random features'}",
-                alpha=0.7,
+                alpha=0.6,
             )
     for eps, name in (
         (torch.finfo(torch.float32).eps, "float32 eps"),
