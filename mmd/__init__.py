@@ -9,18 +9,25 @@ from . import kernels
 from .estimators import mmd2
 from .gram import gram_matrix, gram_style_loss
 from .identity import IdentityCheck, verify_identity
+from .losses import GramLoss, MeanStdLoss, MMDLoss, StyleLoss, layered_style_loss, style_loss
 from .meanstd import mean_std_loss
 from .stats import channel_mean_std, flatten_positions, positions_as_samples
 
 __all__ = [
+    "GramLoss",
     "IdentityCheck",
+    "MMDLoss",
+    "MeanStdLoss",
+    "StyleLoss",
     "channel_mean_std",
     "flatten_positions",
     "gram_matrix",
     "gram_style_loss",
     "kernels",
+    "layered_style_loss",
     "mean_std_loss",
     "mmd2",
     "positions_as_samples",
+    "style_loss",
     "verify_identity",
 ]

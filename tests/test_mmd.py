@@ -312,3 +312,29 @@ def test_bad_inputs_raise_clear_errors():
         kernels.gaussian(0.0)
     with pytest.raises(ValueError, match="positive-definite"):
         kernels.polynomial(2, c=-1.0)
+
+
+# --- the style-loss interface ---------------------------------------------------------------------
+
+
+def test_mmd_poly2_loss_equals_gram_loss_value_and_gradient():
+    f = torch.randn(2, 8, 6, 5, dtype=torch.float64, requires_grad=True)
+    s = torch.randn(1, 8, 7, 4, dtype=torch.float64)
+    gram, poly = mmd.style_loss("gram"), mmd.style_loss("mmd", kernel=kernels.polynomial(2), route="kernel")
+    a, b = gram(f, s), poly(f, s)
+    torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
+    (ga,) = torch.autograd.grad(a.sum(), f)
+    (gb,) = torch.autograd.grad(b.sum(), f)
+    torch.testing.assert_close(ga, gb, rtol=1e-10, atol=1e-14)
+
+
+def test_layered_style_loss_weights_layers():
+    feats = {"a": torch.randn(1, 3, 4, 4), "b": torch.randn(1, 5, 2, 2)}
+    style = {"a": torch.randn(1, 3, 5, 5), "b": torch.randn(1, 5, 3, 3)}
+    loss = mmd.style_loss("meanstd")
+    total = mmd.layered_style_loss(loss, feats, style, {"a": 2.0, "b": 0.5})
+    torch.testing.assert_close(total, 2.0 * loss(feats["a"], style["a"]) + 0.5 * loss(feats["b"], style["b"]))
+    with pytest.raises(ValueError, match="unknown style loss"):
+        mmd.style_loss("wasserstein")
+    with pytest.raises(ValueError, match="bad parameters"):
+        mmd.style_loss("gram", kernel=kernels.linear())

@@ -1,0 +1,123 @@
+"""One style-loss interface for optimisation experiments and decoder training.
+
+A style loss compares generated features with style features at one layer::
+
+    loss(generated: [B, N, H, W], style: [B or 1, N, H', W']) -> [B]
+
+Build one by name with :func:`style_loss` (``"gram"``, ``"meanstd"``, ``"mmd"``); sum it over layers with
+:func:`layered_style_loss`. The classes are thin wrappers over the functions of :mod:`mmd`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+from .estimators import DEFAULT_CHUNK_SIZE, Estimator, Route, mmd2
+from .gram import gram_style_loss
+from .kernels import Kernel, polynomial
+from .meanstd import mean_std_loss
+from .stats import flatten_positions, positions_as_samples
+
+__all__ = ["GramLoss", "MMDLoss", "MeanStdLoss", "StyleLoss", "layered_style_loss", "style_loss"]
+
+
+class StyleLoss:
+    """Interface: ``__call__(generated [B, N, H, W], style [B|1, N, H', W']) -> [B]``."""
+
+    name: str = "style"
+
+    def __call__(self, generated: Tensor, style: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class GramLoss(StyleLoss):
+    """Gatys Gram loss ``1/(4N²)·‖G_F/M_F − G_S/M_S‖²`` (:func:`mmd.gram_style_loss`)."""
+
+    name: str = "gram"
+
+    def __call__(self, generated: Tensor, style: Tensor) -> Tensor:
+        return gram_style_loss(generated, style)
+
+
+@dataclass(frozen=True)
+class MeanStdLoss(StyleLoss):
+    """Mean/std matching ``Σ_c (μ_F − μ_S)² + (σ_F − σ_S)²`` (:func:`mmd.mean_std_loss`)."""
+
+    eps: float = 1e-5
+    unbiased: bool = True
+    name: str = "meanstd"
+
+    def __call__(self, generated: Tensor, style: Tensor) -> Tensor:
+        return mean_std_loss(generated, style, eps=self.eps, unbiased=self.unbiased)
+
+
+@dataclass(frozen=True)
+class MMDLoss(StyleLoss):
+    """``scale · MMD²[F, S]`` over the position-wise feature vectors, under any kernel.
+
+    ``scale=None`` uses ``1/(4N²)``, the Gatys normalisation: with ``polynomial(2)`` and the biased
+    estimator this loss *is* :class:`GramLoss`, value and gradient.
+    """
+
+    kernel: Kernel = field(default_factory=polynomial)
+    estimator: Estimator = "biased"
+    route: Route = "auto"
+    chunk_size: int | None = DEFAULT_CHUNK_SIZE
+    scale: float | None = None
+    name: str = "mmd"
+
+    def __call__(self, generated: Tensor, style: Tensor) -> Tensor:
+        f, s = flatten_positions(generated), flatten_positions(style)
+        n = f.shape[-2]
+        value = mmd2(
+            positions_as_samples(f),
+            positions_as_samples(s),
+            self.kernel,
+            self.estimator,
+            self.route,
+            self.chunk_size,
+        )
+        return value * (1.0 / (4 * n * n) if self.scale is None else self.scale)
+
+
+def style_loss(name: str, **params) -> StyleLoss:
+    """Build a style loss by name: ``"gram"``, ``"meanstd"`` (``eps``, ``unbiased``) or ``"mmd"``
+    (``kernel``, ``estimator``, ``route``, ``chunk_size``, ``scale``)."""
+    classes = {"gram": GramLoss, "meanstd": MeanStdLoss, "mmd": MMDLoss}
+    if name not in classes:
+        raise ValueError(f"unknown style loss {name!r}; choose one of {sorted(classes)}")
+    try:
+        return classes[name](**params)
+    except TypeError as exc:
+        raise ValueError(f"bad parameters for style loss {name!r}: {exc}") from None
+
+
+def layered_style_loss(
+    loss: StyleLoss,
+    generated: Mapping[str, Tensor],
+    style: Mapping[str, Tensor],
+    layer_weights: Mapping[str, float] | None = None,
+) -> Tensor:
+    """``Σ_layer w_layer · loss(generated[layer], style[layer])`` → ``[B]``.
+
+    Args:
+        loss: a :class:`StyleLoss`.
+        generated, style: feature maps by layer name (``[B, N_l, H_l, W_l]`` and ``[B|1, N_l, H'_l, W'_l]``).
+        layer_weights: weight per layer (default 1 for every layer of ``generated``); layers not named
+            are skipped.
+    """
+    layers = list(generated) if layer_weights is None else list(layer_weights)
+    if not layers:
+        raise ValueError("no layers to compute a style loss on")
+    total = None
+    for layer in layers:
+        if layer not in generated or layer not in style:
+            raise KeyError(f"layer {layer!r} missing from the generated or style features")
+        weight = 1.0 if layer_weights is None else float(layer_weights[layer])
+        term = weight * loss(generated[layer], style[layer])
+        total = term if total is None else total + term
+    return total
