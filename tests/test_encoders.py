@@ -330,7 +330,7 @@ def test_weights_truncated_file(tmp_path: Path) -> None:
 def test_weights_text_file(tmp_path: Path) -> None:
     path = tmp_path / "weights.pth"
     path.write_text("<html>404 Not Found</html>\n")
-    with pytest.raises(WeightsError, match=r"weights\.pth.*cannot be loaded"):
+    with pytest.raises(WeightsError, match=r"weights\.pth.*cannot be read"):
         build_encoder("vgg19", weights=path)
 
 

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torchvision.models import WeightsEnum
 
 from adain.errors import WeightsError
+from adain.torchfiles import listing, safe_torch_load, state_dict_problems
 
 __all__ = [
     "hub_cache_path",
@@ -23,13 +24,6 @@ __all__ = [
     "load_state_dict_file",
     "torchvision_state_dict",
 ]
-
-_MAX_LISTED = 5
-
-
-def _listing(items: list[str]) -> str:
-    shown = ", ".join(items[:_MAX_LISTED])
-    return shown + (f", … ({len(items)} in all)" if len(items) > _MAX_LISTED else "")
 
 
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
@@ -40,21 +34,7 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
             ``weights_only=True``, or holds something other than a mapping of names to tensors.
     """
     path = Path(path).expanduser()
-    if not path.exists():
-        raise WeightsError(f"weights file {path} does not exist")
-    if path.is_dir():
-        raise WeightsError(f"weights file {path} is a directory; pass the path of a .pth state-dict file")
-    if path.stat().st_size == 0:
-        raise WeightsError(f"weights file {path} is empty (an interrupted download?)")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch.load raises many types for bad files; all mean the same to the user
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(
-            f"weights file {path} cannot be loaded as a PyTorch state dict with weights_only=True: "
-            f"it is truncated, corrupt, not a .pth file, or pickles objects other than tensors "
-            f"({type(e).__name__}: {first_line})"
-        ) from e
+    obj = safe_torch_load(path, "weights file", WeightsError)
     if not isinstance(obj, Mapping):
         raise WeightsError(
             f"weights file {path} holds a {type(obj).__name__}, not a state dict "
@@ -68,7 +48,7 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
         )
         raise WeightsError(
             f"weights file {path} is not a plain state dict: these entries are not name → tensor pairs: "
-            f"{_listing(bad)}{hint}"
+            f"{listing(bad)}{hint}"
         )
     return dict(obj)
 
@@ -96,24 +76,10 @@ def load_checked(
     provided = {
         k: v for k, v in state_dict.items() if not (ignore_prefixes and k.startswith(ignore_prefixes))
     }
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in provided]
-    unexpected = [k for k in provided if k not in expected]
-    wrong = [
-        f"{k} (expected {tuple(expected[k].shape)}, got {tuple(provided[k].shape)})"
-        for k in expected
-        if k in provided and provided[k].shape != expected[k].shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {_listing(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {_listing(unexpected)}")
-    if wrong:
-        problems.append(f"wrong shapes: {_listing(wrong)}")
+    problems = state_dict_problems(module.state_dict(), provided)
     if problems:
         hint = ""
-        if any(k.startswith("module.") for k in unexpected):
+        if any(k.startswith("module.") for k in provided):
             hint = " (keys start with 'module.': strip that DataParallel prefix before saving)"
         raise WeightsError(
             f"weights from {source} do not fit the {network} network: {'; '.join(problems)}{hint}"

@@ -1,0 +1,70 @@
+"""The convolutional decoder shared by every architecture: a plain ``nn.Sequential`` built from a layer list.
+
+A layer list (like torchvision's VGG ``cfgs``) is a sequence of output channel counts and ``"U"`` markers:
+
+* an int ``c`` adds ``ReflectionPad2d(1)``, ``Conv2d(c_in, c, 3)`` and ``ReLU()`` (three modules);
+* ``"U"`` adds ``Upsample(scale_factor=2, mode="nearest")`` (one module);
+* the last entry is the RGB output conv: ``ReflectionPad2d(1)``, ``Conv2d(c_in, 3, 3)``, no activation.
+
+There is no normalisation anywhere. Because the module *is* the sequential, its state-dict keys are the bare
+module indices (``1.weight``, ``1.bias``, ``5.weight``, …), as in the public PyTorch AdaIN port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+__all__ = ["Decoder", "LayerSpec", "decoder_layers"]
+
+LayerSpec = Sequence[int | str]
+
+
+def decoder_layers(in_channels: int, spec: LayerSpec) -> list[nn.Module]:
+    """The module list for ``spec`` (see the module docstring); the last entry must be ``3``."""
+    if not spec or spec[-1] != 3:
+        raise ValueError(f"a decoder layer list must end with the RGB conv (3 channels); got {list(spec)}")
+    layers: list[nn.Module] = []
+    channels = int(in_channels)
+    for i, item in enumerate(spec):
+        if item == "U":
+            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+            continue
+        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+            raise ValueError(f"decoder layer list entry {i} must be a channel count or 'U'; got {item!r}")
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, item, kernel_size=3)]
+        if i < len(spec) - 1:
+            layers.append(nn.ReLU())
+        channels = item
+    return layers
+
+
+class Decoder(nn.Sequential):
+    """Features at an encoder's AdaIN layer → an RGB image.
+
+    ``forward``: ``[B, in_channels, h, w]`` → ``[B, 3, h · stride, w · stride]`` (unbounded values; the
+    model clamps them to [0, 1]).
+
+    Attributes:
+        encoder_name: the encoder (registry name) whose AdaIN-layer features it decodes.
+        in_channels: channels of those features.
+        stride: total upsampling factor (``2 ** number of "U"``), the encoder's stride at that layer.
+        spec: the layer list it was built from.
+    """
+
+    def __init__(self, encoder_name: str, in_channels: int, spec: LayerSpec) -> None:
+        super().__init__(*decoder_layers(in_channels, spec))
+        self.encoder_name = encoder_name
+        self.in_channels = int(in_channels)
+        self.spec = tuple(spec)
+        self.stride = 2 ** sum(1 for item in spec if item == "U")
+
+    def forward(self, features: Tensor) -> Tensor:
+        """``[B, in_channels, h, w]`` → ``[B, 3, h · stride, w · stride]``."""
+        if features.dim() != 4 or features.shape[1] != self.in_channels:
+            raise ValueError(
+                f"the {self.encoder_name} decoder expects features of shape [B, {self.in_channels}, h, w]; "
+                f"got {tuple(features.shape)}"
+            )
+        return super().forward(features)
