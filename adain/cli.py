@@ -25,7 +25,7 @@ __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "SUBCOMMANDS", "UsageError",
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 #: subcommand name → module implementing it (see the module docstring).
-SUBCOMMANDS = MappingProxyType({"stylize": "adain.stylize_cli"})
+SUBCOMMANDS = MappingProxyType({"stylize": "adain.stylize_cli", "train": "adain.train_cli"})
 
 
 class UsageError(Exception):

@@ -457,3 +457,26 @@ def test_mobilenet_weights_path_with_classifier_keys(mobilenet_weights: Path) ->
         torch.equal(a, b)
         for a, b in zip(from_path.state_dict().values(), from_cache.state_dict().values(), strict=True)
     )
+
+
+def test_feature_gradients_do_not_depend_on_the_loss_gradient_layout() -> None:
+    """mmd losses send back channels-last gradients; through eval-mode batch norm (MobileNetV2) torch 2.15
+    on the CPU computed wrong input gradients for them. The encoder must hand back the same gradient."""
+    torch.manual_seed(0)
+    encoder = build_encoder("mobilenet_v2", pretrained=False).double()
+    for module in encoder.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+    image = torch.rand(1, 3, 64, 96, dtype=torch.float64, requires_grad=True)
+    grads = []
+    for samples_layout in (False, True):
+        feat = encoder(image, layers="s16")["s16"]
+        upstream = torch.randn(feat.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        if samples_layout:  # the strides a loss on positions_as_samples(feat) = [B, M, N] sends back
+            b, n, h, w = feat.shape
+            upstream = upstream.flatten(2).transpose(1, 2).contiguous().transpose(1, 2).view(b, n, h, w)
+            assert not upstream.is_contiguous()
+        (grad,) = torch.autograd.grad(feat, image, upstream)
+        grads.append(grad)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-10, atol=1e-12)

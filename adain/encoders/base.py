@@ -180,6 +180,9 @@ class FeatureEncoder(nn.Module):
                 features[wanted[idx]] = x
             if idx == last:
                 break
+        for feat in features.values():
+            if feat.requires_grad:
+                feat.register_hook(_grad_in_layout_of(feat))
         return features
 
     # ---- weights -----------------------------------------------------------------------------------------
@@ -205,3 +208,23 @@ class FeatureEncoder(nn.Module):
     def load_pretrained(self, *, progress: bool = False) -> None:
         """Load the default pretrained weights; subclasses implement this."""
         raise NotImplementedError
+
+
+def _grad_in_layout_of(feat: Tensor):
+    """A backward hook that hands the encoder a gradient in the memory layout of its own output ``feat``.
+
+    Losses that view features as ``[B, M, N]`` samples (the ``mmd`` losses) send back a channels-last
+    gradient for a contiguous ``[B, N, H, W]`` map. On the CPU, eval-mode ``BatchNorm2d`` backward in
+    torch 2.15 returns wrong input gradients for such a mixed layout (seen with ``B = 1``), which would
+    silently corrupt every optimisation and training run through MobileNetV2. Matching the layout of the
+    forward tensor is always correct and costs one copy only when the layouts differ.
+    """
+    channels_last = (
+        feat.dim() == 4 and not feat.is_contiguous() and feat.is_contiguous(memory_format=torch.channels_last)
+    )
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+
+    def hook(grad: Tensor) -> Tensor:
+        return grad.contiguous(memory_format=layout)
+
+    return hook

@@ -1,0 +1,366 @@
+"""Optimisation-based style transfer and texture synthesis (Gatys et al.) with any :mod:`mmd` style loss.
+
+The pixels of one image are optimised so that its features under a frozen encoder match the *content*
+image's features at one layer and the *style* image's statistics at several layers::
+
+    total = content_weight · L_c + style_weight · Σ_l w_l · L_s,l + tv_weight · L_tv
+
+* ``L_c = ‖F_l(x) − F_l(c)‖² / ‖F_l(c)‖²`` at the content layer (a relative squared error; with
+  ``normalise="none"`` the plain mean squared error ``mean (F_l(x) − F_l(c))²``). Texture synthesis is the
+  case ``content_layer=None``: no content term, no content image needed.
+* ``L_s,l = loss(F_l(x), F_l(s)) / ref_l`` for any :class:`mmd.StyleLoss` (``gram``, ``meanstd``, ``mmd``
+  under any kernel), see *Normalisation* below.
+* ``L_tv = mean (x[i+1, j] − x[i, j])² + mean (x[i, j+1] − x[i, j])²`` over pixels and channels (optional).
+
+Normalisation (``normalise="reference"``, the default). The raw style losses live on unrelated scales:
+Gram and polynomial MMD grow with the fourth power of the feature magnitudes, mean/std matching with
+the second, a Gaussian-kernel MMD² is bounded by 2, and each differs from layer to layer. Each layer's
+style loss is therefore divided by its own value at a fixed *reference* image,
+``ref_l = loss(F_l(r), F_l(s))``, where ``r`` is the content image for style transfer, and for texture
+synthesis the seeded uniform-noise image (the one ``init="noise"`` starts from). At the reference image
+every normalised layer term equals 1, so ``style_weight · Σ_l w_l`` is the style term's size at the
+start of a content-initialised transfer *whatever the loss*, and a given ``style_weight`` asks every loss
+to remove the same fraction of its own content-to-style distance: it means comparable strength across
+losses and layers. The normalisers are computed once, without gradient, and do not depend on ``init``;
+any constant factor of a loss cancels (so ``mmd`` with ``polynomial(2)`` follows the same trajectory as
+``gram`` whatever its ``scale``). ``normalise="none"`` uses the raw losses (``ref_l = 1``).
+
+Pixels stay in [0, 1] (``parametrisation``):
+
+* ``"sigmoid"`` (default): optimise an unconstrained ``u`` with ``x = sigmoid(u)``, initialised at
+  ``logit(clamp(x0, 1e-3, 1 − 1e-3))``. Smooth, so L-BFGS's curvature history stays valid.
+* ``"clamp"``: optimise the pixels directly and clamp them to [0, 1] after every optimiser step.
+
+Everything is deterministic given ``seed``: the noise image comes from a private
+:class:`torch.Generator`; no global random state is read or changed.
+
+>>> encoder = build_encoder("mobilenet_v2")
+>>> settings = OptimizeSettings(content_layer="s16", style_layers={"s2": 1, "s4": 1, "s8": 1, "s16": 1})
+>>> result = optimize_image(encoder, mmd.style_loss("gram"), style, content, settings)
+>>> result.image            # [3, H, W] in [0, 1];  result.history["total"]: one value per iteration
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from mmd.losses import StyleLoss
+
+__all__ = [
+    "Init",
+    "Normalise",
+    "OptimizeResult",
+    "OptimizeSettings",
+    "Optimizer",
+    "Parametrisation",
+    "content_loss",
+    "optimize_image",
+    "style_normalisers",
+    "total_variation",
+]
+
+Init = Literal["content", "noise", "style"]
+Optimizer = Literal["lbfgs", "adam"]
+Parametrisation = Literal["sigmoid", "clamp"]
+Normalise = Literal["reference", "none"]
+
+_LOGIT_EPS = 1e-3
+
+
+@dataclass(frozen=True)
+class OptimizeSettings:
+    """What to optimise and how.
+
+    Attributes:
+        style_layers: encoder tap → weight ``w_l`` of its style term (e.g. ``{"s2": 0.25, ...}``).
+        content_layer: tap of the content term; ``None`` for texture synthesis (no content term).
+        content_weight, style_weight, tv_weight: weights of the three terms (``tv_weight=0``: no TV term).
+        init: start from the content image, uniform noise (seeded) or the style image (resized to the
+            output size).
+        optimizer: ``"lbfgs"`` (strong-Wolfe line search, one L-BFGS iteration per step) or ``"adam"``.
+        iterations: optimiser steps.
+        lr: learning rate (Adam) or initial step length (L-BFGS).
+        parametrisation: how pixels are kept in [0, 1]; see the module docstring.
+        normalise: ``"reference"`` or ``"none"``; see the module docstring.
+        size: output ``(H, W)`` for texture synthesis (default: the style image's size); transfer uses
+            the content image's size.
+        seed: seed of the private generator (noise image).
+    """
+
+    style_layers: Mapping[str, float]
+    content_layer: str | None = None
+    content_weight: float = 1.0
+    style_weight: float = 1.0
+    tv_weight: float = 0.0
+    init: Init = "content"
+    optimizer: Optimizer = "lbfgs"
+    iterations: int = 100
+    lr: float = 1.0
+    parametrisation: Parametrisation = "sigmoid"
+    normalise: Normalise = "reference"
+    size: tuple[int, int] | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.style_layers:
+            raise ValueError("style_layers is empty: name at least one encoder layer")
+        choices = {
+            "init": ("content", "noise", "style"),
+            "optimizer": ("lbfgs", "adam"),
+            "parametrisation": ("sigmoid", "clamp"),
+            "normalise": ("reference", "none"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.content_layer is None and self.init == "content":
+            raise ValueError("texture synthesis (content_layer=None) needs init='noise' or 'style'")
+        if self.iterations < 0 or self.lr <= 0:
+            raise ValueError(f"need iterations >= 0 and lr > 0, got {self.iterations} and {self.lr}")
+        if min(self.content_weight, self.style_weight, self.tv_weight) < 0:
+            raise ValueError("content_weight, style_weight and tv_weight must be >= 0")
+
+    @property
+    def texture(self) -> bool:
+        """Texture synthesis: no content term."""
+        return self.content_layer is None
+
+
+@dataclass
+class OptimizeResult:
+    """Output of :func:`optimize_image`.
+
+    Attributes:
+        image: ``[3, H, W]`` in [0, 1], detached.
+        history: ``"total"``, ``"content"``, ``"style"``, ``"tv"`` and ``"style/<layer>"`` (normalised,
+            unweighted per-layer terms) → one float per iteration: entry ``i`` is the image *before*
+            step ``i``; the last entry (``iterations + 1`` in all) is the final image. ``content`` and
+            ``style`` are the unweighted terms; ``total`` is the weighted sum that is minimised.
+        normalisers: ``ref_l`` per style layer and ``"content"`` (all 1 with ``normalise="none"``).
+        seconds: wall time of the optimisation (normalisers and initialisation included).
+        evaluations: objective evaluations (L-BFGS line searches evaluate more than once per step).
+        restarts: L-BFGS restarts: a step that left the image unchanged drops the curvature history.
+    """
+
+    image: Tensor
+    history: dict[str, list[float]]
+    normalisers: dict[str, float]
+    seconds: float
+    evaluations: int = 0
+    restarts: int = 0
+    settings: OptimizeSettings | None = field(default=None, repr=False)
+
+
+def total_variation(images: Tensor) -> Tensor:
+    """Mean squared differences of vertically and horizontally adjacent pixels. ``[B, C, H, W]`` → ``[B]``."""
+    dh = (images[..., 1:, :] - images[..., :-1, :]).pow(2).flatten(1).mean(dim=1)
+    dw = (images[..., :, 1:] - images[..., :, :-1]).pow(2).flatten(1).mean(dim=1)
+    return dh + dw
+
+
+def content_loss(generated: Tensor, target: Tensor) -> Tensor:
+    """Mean squared feature error. ``[B, N, H, W]`` and ``[B|1, N, H, W]`` → ``[B]``."""
+    return (generated - target).pow(2).flatten(1).mean(dim=1)
+
+
+def style_normalisers(
+    loss: StyleLoss,
+    reference: Mapping[str, Tensor],
+    style: Mapping[str, Tensor],
+    layers: list[str] | tuple[str, ...],
+) -> dict[str, Tensor]:
+    """``ref_l = loss(reference[l], style[l])`` per layer (scalar tensors, no gradient).
+
+    Raises:
+        ValueError: a normaliser is not positive and finite (e.g. the reference image *is* the style
+            image), so the normalised loss would be undefined.
+    """
+    out: dict[str, Tensor] = {}
+    with torch.no_grad():
+        for layer in layers:
+            value = loss(reference[layer], style[layer]).sum()
+            if not bool(torch.isfinite(value)) or float(value) <= 0:
+                raise ValueError(
+                    f"style loss {loss.name!r} of the reference image at layer {layer!r} is "
+                    f"{float(value)!r}: it must be positive to normalise by it (is the reference image the "
+                    "style image?). Use normalise='none' or another content image."
+                )
+            out[layer] = value
+    return out
+
+
+def _as_batch(image: Tensor, what: str) -> Tensor:
+    """``[3, H, W]`` or ``[1, 3, H, W]`` → ``[1, 3, H, W]``."""
+    if image.dim() == 3:
+        image = image.unsqueeze(0)
+    if image.dim() != 4 or image.shape[:2] != (1, 3):
+        raise ValueError(f"{what} image must be [3, H, W] or [1, 3, H, W], got {tuple(image.shape)}")
+    return image
+
+
+def _resize(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """``[1, 3, H, W]`` → ``[1, 3, *size]`` (bilinear with antialiasing; unchanged if already that size)."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    out = nn.functional.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return out.clamp(0, 1)
+
+
+class _Objective:
+    """The weighted loss of an image ``[1, 3, H, W]``, with its terms for the history."""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        loss: StyleLoss,
+        settings: OptimizeSettings,
+        style_feats: Mapping[str, Tensor],
+        content_feats: Mapping[str, Tensor] | None,
+        normalisers: Mapping[str, Tensor],
+    ) -> None:
+        self.encoder, self.loss, self.settings = encoder, loss, settings
+        self.style_feats, self.content_feats, self.normalisers = style_feats, content_feats, normalisers
+        self.layers = list(settings.style_layers)
+        if settings.content_layer is not None and settings.content_layer not in self.layers:
+            self.layers.append(settings.content_layer)
+
+    def __call__(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        s = self.settings
+        feats = self.encoder(image, layers=self.layers)  # the encoder fixes the gradient layout (base.py)
+        terms: dict[str, Tensor] = {}
+        style = image.new_zeros(())
+        for layer, weight in s.style_layers.items():
+            term = self.loss(feats[layer], self.style_feats[layer]).sum() / self.normalisers[layer]
+            terms[f"style/{layer}"] = term
+            style = style + float(weight) * term
+        content = image.new_zeros(())
+        if self.content_feats is not None and s.content_layer is not None:
+            raw = content_loss(feats[s.content_layer], self.content_feats[s.content_layer]).sum()
+            content = raw / self.normalisers["content"]
+        tv = total_variation(image).sum() if s.tv_weight > 0 else image.new_zeros(())
+        total = s.content_weight * content + s.style_weight * style + s.tv_weight * tv
+        terms.update(total=total, content=content, style=style, tv=tv)
+        return total, terms
+
+
+def _record(history: dict[str, list[float]], terms: Mapping[str, Tensor]) -> None:
+    for key, value in terms.items():
+        history.setdefault(key, []).append(float(value.detach()))
+
+
+def optimize_image(
+    encoder: nn.Module,
+    loss: StyleLoss,
+    style_image: Tensor,
+    content_image: Tensor | None,
+    settings: OptimizeSettings,
+) -> OptimizeResult:
+    """Optimise an image's pixels to match ``content_image``'s features and ``style_image``'s statistics.
+
+    Args:
+        encoder: a frozen :class:`adain.encoders.FeatureEncoder` (any module with
+            ``forward(images [B, 3, H, W] in [0, 1], layers) -> {layer: [B, N, h, w]}``), in the dtype and on
+            the device of the images.
+        loss: any :class:`mmd.StyleLoss`.
+        style_image: ``[3, H', W']`` (or ``[1, 3, H', W']``) in [0, 1].
+        content_image: ``[3, H, W]`` in [0, 1]; required unless ``settings.content_layer`` is None
+            (texture synthesis), where it is ignored.
+        settings: see :class:`OptimizeSettings`.
+
+    Returns:
+        :class:`OptimizeResult` with the image ``[3, H, W]`` and the per-iteration loss history.
+    """
+    start = time.perf_counter()
+    s = settings
+    style_b = _as_batch(style_image, "style").detach()
+    if s.texture:
+        content_b = None
+        size = tuple(s.size) if s.size is not None else tuple(style_b.shape[-2:])
+    else:
+        if content_image is None:
+            raise ValueError(f"content_layer={s.content_layer!r} needs a content image (None for textures)")
+        content_b = _as_batch(content_image, "content").detach().to(style_b)
+        size = tuple(content_b.shape[-2:])
+    generator = torch.Generator(device=style_b.device).manual_seed(s.seed)
+    noise = torch.rand((1, 3, *size), generator=generator, dtype=style_b.dtype, device=style_b.device)
+
+    layers = list(s.style_layers)
+    with torch.no_grad():
+        style_feats = encoder(style_b, layers=layers)
+        content_feats = None if content_b is None else encoder(content_b, layers=[s.content_layer])
+        if s.normalise == "reference":
+            reference = noise if content_b is None else content_b
+            normalisers = style_normalisers(loss, encoder(reference, layers=layers), style_feats, layers)
+            if content_feats is not None:
+                normalisers["content"] = content_feats[s.content_layer].pow(2).mean().clamp_min(1e-12)
+        else:
+            normalisers = {layer: style_b.new_ones(()) for layer in [*layers, "content"]}
+    normalisers.setdefault("content", style_b.new_ones(()))
+    objective = _Objective(encoder, loss, s, style_feats, content_feats, normalisers)
+
+    init = {"content": content_b, "noise": noise, "style": None}[s.init]
+    if s.init == "style":
+        init = _resize(style_b, size)
+    param = _to_parameter(init, s.parametrisation)
+    image_of = torch.sigmoid if s.parametrisation == "sigmoid" else (lambda p: p)
+
+    history: dict[str, list[float]] = {}
+    evaluations = restarts = 0
+    if s.optimizer == "adam":
+        optimizer: torch.optim.Optimizer = torch.optim.Adam([param], lr=s.lr)
+    else:
+        optimizer = torch.optim.LBFGS(
+            [param], lr=s.lr, max_iter=1, history_size=50, line_search_fn="strong_wolfe", tolerance_grad=0.0
+        )
+
+    for _ in range(s.iterations):
+        first = True
+
+        def closure() -> Tensor:
+            nonlocal first, evaluations
+            optimizer.zero_grad(set_to_none=True)
+            total, terms = objective(image_of(param))
+            total.backward()
+            evaluations += 1
+            if first:  # the image at the start of this step (line searches evaluate more)
+                _record(history, terms)
+                first = False
+            return total
+
+        before = param.detach().clone() if s.optimizer == "lbfgs" else None
+        optimizer.step(closure)
+        if before is not None and torch.equal(before, param.detach()):
+            # the line search made no progress (a noisy curvature pair can give a useless direction, and
+            # L-BFGS would then repeat the same failed step forever): drop the history and restart
+            optimizer.state[param].clear()
+            restarts += 1
+        if s.parametrisation == "clamp":
+            with torch.no_grad():
+                param.clamp_(0, 1)
+
+    with torch.no_grad():
+        image = image_of(param).detach()
+        _record(history, objective(image)[1])
+    return OptimizeResult(
+        image=image[0],
+        history=history,
+        normalisers={k: float(v) for k, v in normalisers.items()},
+        seconds=time.perf_counter() - start,
+        evaluations=evaluations,
+        restarts=restarts,
+        settings=s,
+    )
+
+
+def _to_parameter(init: Tensor, parametrisation: Parametrisation) -> Tensor:
+    """The leaf tensor to optimise for an initial image ``[1, 3, H, W]`` in [0, 1]."""
+    x = init.detach().clone().clamp(0, 1)
+    if parametrisation == "sigmoid":
+        x = torch.logit(x.clamp(_LOGIT_EPS, 1 - _LOGIT_EPS))
+    return x.requires_grad_(True)

@@ -1,0 +1,436 @@
+"""Optimisation-based style transfer and texture synthesis with every configured style loss.
+
+    python -m experiments.optimize --config experiments/configs/optimize_quick.toml \\
+        [--output DIR] [--seed N] [--quick] [--size PX] [--iterations N]
+
+Runs each method of the config (``[methods.<name>]``: ``gram``, ``mmd`` under a kernel, ``meanstd``) on
+each content/style pair (style transfer) and each texture (texture synthesis) with
+:func:`adain.optimize.optimize_image`, and writes a run folder::
+
+    config.toml         the config file as given
+    manifest.json       versions, device, seed, effective settings, timings
+    metrics.csv/.json   one row per (run, method): final losses, evaluations, seconds
+    history.json        per-iteration losses of every (run, method)
+    images/<run>/<method>.png
+    figures/loss_<run>.png/.pdf    loss vs iteration, one line per method
+    figures/grid.png/.pdf          inputs and one column per method
+
+Config keys: see ``experiments/configs/optimize_quick.toml``. ``--quick`` applies the ``[quick]`` table
+(``size``, ``iterations``, ``pairs``, ``textures``); ``--size`` and ``--iterations`` override last. Relative
+paths resolve against the repository root. Needs Python ≥ 3.11 (``tomllib``) or the ``tomli`` package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import mmd
+from adain.encoders import build_encoder
+from adain.io import load_image, save_image
+from adain.optimize import OptimizeResult, OptimizeSettings, optimize_image
+
+__all__ = ["Config", "ConfigError", "Method", "load_config", "main", "run"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+_TOP_KEYS = {"seed", "output", "encoder", "images", "optimize", "texture", "quick", "methods"}
+_SETTINGS_KEYS = {
+    "content_layer", "style_layers", "content_weight", "style_weight", "tv_weight", "init", "optimizer",
+    "iterations", "lr", "parametrisation", "normalise",
+}  # fmt: skip
+_QUICK_KEYS = {"size", "iterations", "pairs", "textures"}
+
+
+class ConfigError(ValueError):
+    """A config file is unreadable or has a missing, unknown or invalid key; the message names both."""
+
+
+def _toml_load(path: Path) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise ConfigError(f"{path}: reading TOML needs Python >= 3.11 or `pip install tomli`") from None
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+# ---- config ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Method:
+    """One style loss to compare: ``name`` (the table name) and its :class:`mmd.StyleLoss`."""
+
+    name: str
+    loss: mmd.StyleLoss
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated config. ``pairs``: (content, style) paths; ``textures``: style paths."""
+
+    path: Path
+    text: str
+    seed: int
+    output: Path
+    encoder: str
+    weights: Path | None
+    size: int
+    pairs: tuple[tuple[Path, Path], ...]
+    textures: tuple[Path, ...]
+    transfer: OptimizeSettings
+    texture: OptimizeSettings
+    methods: tuple[Method, ...]
+
+
+def _resolve(p: str) -> Path:
+    path = Path(p).expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def _kernel(spec: Mapping[str, Any]) -> mmd.kernels.Kernel:
+    params = dict(spec)
+    name = params.pop("name", None)
+    factories = {
+        "linear": mmd.kernels.linear,
+        "polynomial": mmd.kernels.polynomial,
+        "gaussian": mmd.kernels.gaussian,
+    }
+    if name not in factories:
+        raise ValueError(f"kernel name must be one of {sorted(factories)}, got {name!r}")
+    if "scales" in params:
+        params["scales"] = tuple(params["scales"])
+    return factories[name](**params)
+
+
+def _method(name: str, spec: Any, where: str) -> Method:
+    if not isinstance(spec, dict) or "loss" not in spec:
+        raise ConfigError(f"{where}: key 'methods.{name}' must be a table with a 'loss' key")
+    params = {k: v for k, v in spec.items() if k != "loss"}
+    try:
+        if "kernel" in params:
+            params["kernel"] = _kernel(params["kernel"])
+        loss = mmd.style_loss(spec["loss"], **params)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: key 'methods.{name}': {exc}") from None
+    return Method(name, loss, dict(spec))
+
+
+def _settings(table: Mapping[str, Any], where: str, key: str, **extra: Any) -> OptimizeSettings:
+    unknown = set(table) - _SETTINGS_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {sorted(unknown)} in [{key}]; known: {sorted(_SETTINGS_KEYS)}"
+        )
+    try:
+        return OptimizeSettings(**{**table, **extra})
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: key '{key}': {exc}") from None
+
+
+def load_config(
+    path: str | Path,
+    *,
+    quick: bool = False,
+    seed: int | None = None,
+    size: int | None = None,
+    iterations: int | None = None,
+) -> Config:
+    """Read and validate a config file; ``quick``/``seed``/``size``/``iterations`` override it.
+
+    Raises:
+        ConfigError: the message names the file and the offending key.
+    """
+    path = Path(path)
+    raw = _toml_load(path)
+    where = str(path)
+
+    def need(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], prefix: str = "") -> Any:
+        if key not in table:
+            raise ConfigError(f"{where}: missing key '{prefix}{key}'")
+        if not isinstance(table[key], kind) or (isinstance(table[key], bool) and kind is not bool):
+            raise ConfigError(
+                f"{where}: key '{prefix}{key}' has the wrong type ({type(table[key]).__name__})"
+            )
+        return table[key]
+
+    unknown = set(raw) - _TOP_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown top-level key(s) {sorted(unknown)}; known: {sorted(_TOP_KEYS)}")
+    images = dict(need(raw, "images", dict))
+    optimize = dict(need(raw, "optimize", dict))
+    quick_table = raw.get("quick", {})
+    if set(quick_table) - _QUICK_KEYS:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(set(quick_table) - _QUICK_KEYS)} in [quick]")
+    if quick:
+        images.update({k: v for k, v in quick_table.items() if k in ("size", "pairs", "textures")})
+        if "iterations" in quick_table:
+            optimize["iterations"] = quick_table["iterations"]
+    if size is not None:
+        images["size"] = size
+    if iterations is not None:
+        optimize["iterations"] = iterations
+    seed = need(raw, "seed", int) if seed is None else seed
+    encoder = need(raw, "encoder", dict)
+    root = _resolve(need(images, "root", str, "images."))
+    pairs_raw = images.get("pairs", [])
+    if not isinstance(pairs_raw, list) or any(
+        not isinstance(p, list) or len(p) != 2 or not all(isinstance(s, str) for s in p) for p in pairs_raw
+    ):
+        raise ConfigError(f"{where}: key 'images.pairs' must be a list of [content, style] path pairs")
+    textures_raw = images.get("textures", [])
+    if not isinstance(textures_raw, list) or not all(isinstance(s, str) for s in textures_raw):
+        raise ConfigError(f"{where}: key 'images.textures' must be a list of style image paths")
+    if not pairs_raw and not textures_raw:
+        raise ConfigError(f"{where}: keys 'images.pairs' and 'images.textures' are both empty")
+    pairs = tuple((root / c, root / s) for c, s in pairs_raw)
+    textures = tuple(root / s for s in textures_raw)
+    for file in [p for pair in pairs for p in pair] + list(textures):
+        if not file.is_file():
+            raise ConfigError(f"{where}: key 'images': image file not found: {file}")
+    for key in ("style_layers",):
+        if not isinstance(optimize.get(key), dict):
+            raise ConfigError(f"{where}: key 'optimize.{key}' must be a table of layer = weight")
+    transfer = _settings(optimize, where, "optimize", seed=seed)
+    if transfer.content_layer is None:
+        raise ConfigError(f"{where}: missing key 'optimize.content_layer'")
+    texture_table = {**optimize, **raw.get("texture", {})}
+    texture_table.pop("content_layer", None)
+    texture = _settings(texture_table, where, "texture", seed=seed, content_layer=None)
+    methods_raw = need(raw, "methods", dict)
+    if not methods_raw:
+        raise ConfigError(f"{where}: key 'methods' is empty")
+    methods = tuple(_method(name, spec, where) for name, spec in methods_raw.items())
+    weights = encoder.get("weights")
+    return Config(
+        path=path,
+        text=path.read_text(),
+        seed=int(seed),
+        output=_resolve(str(raw.get("output", "runs/optimize"))),
+        encoder=need(encoder, "name", str, "encoder."),
+        weights=None if weights is None else _resolve(weights),
+        size=int(need(images, "size", int, "images.")),
+        pairs=pairs,
+        textures=textures,
+        transfer=transfer,
+        texture=texture,
+        methods=methods,
+    )
+
+
+# ---- running ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One optimisation problem: a name, the images and the settings (``content`` None for textures)."""
+
+    name: str
+    style: Path
+    content: Path | None
+    settings: OptimizeSettings
+
+
+def _jobs(config: Config) -> list[Job]:
+    jobs = [Job(f"{c.stem}__{s.stem}", s, c, config.transfer) for c, s in config.pairs] + [
+        Job(f"texture__{s.stem}", s, None, config.texture) for s in config.textures
+    ]
+    return jobs
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def _final_row(job: Job, method: Method, result: OptimizeResult) -> dict[str, Any]:
+    row: dict[str, Any] = {"run": job.name, "method": method.name, "loss": repr(method.loss)}
+    row.update({f"final_{k.replace('/', '_')}": v[-1] for k, v in result.history.items()})
+    row.update(
+        initial_total=result.history["total"][0],
+        iterations=job.settings.iterations,
+        evaluations=result.evaluations,
+        restarts=result.restarts,
+        seconds=round(result.seconds, 4),
+    )
+    return row
+
+
+def _plot_losses(job: Job, histories: Mapping[str, Mapping[str, list[float]]], folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ["total", "style"] + ([] if job.content is None else ["content"])
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        for method, history in histories.items():
+            values = history[key]
+            ax.plot(range(len(values)), values, label=method)
+        if key != "content":
+            ax.set_yscale("log")
+        ax.set_title(f"{key} loss" + (" (normalised)" if key == "style" else ""))
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize="small")
+    fig.suptitle(job.name)
+    fig.tight_layout()
+    paths = [folder / f"loss_{job.name}.{ext}" for ext in ("png", "pdf")]
+    for p in paths:
+        fig.savefig(p, dpi=120)
+    plt.close(fig)
+    return paths
+
+
+def _plot_grid(rows: list[tuple[Job, list[torch.Tensor], list[str]]], folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = max(len(images) for _, images, _ in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2.2 * cols, 2.2 * len(rows)), squeeze=False)
+    for r, (job, images, titles) in enumerate(rows):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.axis("off")
+            if c < len(images):
+                ax.imshow(images[c].clamp(0, 1).permute(1, 2, 0).numpy())
+                ax.set_title(titles[c], fontsize=7)
+        axes[r][0].text(-0.05, 0.5, job.name, transform=axes[r][0].transAxes, rotation=90, va="center",
+                        ha="right", fontsize=7)  # fmt: skip
+    fig.tight_layout()
+    paths = [folder / f"grid.{ext}" for ext in ("png", "pdf")]
+    for p in paths:
+        fig.savefig(p, dpi=120)
+    plt.close(fig)
+    return paths
+
+
+def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
+    """Run every (job, method) of ``config`` and write the run folder; returns its path."""
+    started = time.perf_counter()
+    out = Path(output) if output is not None else config.output
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "figures").mkdir(exist_ok=True)
+    (out / "config.toml").write_text(config.text)
+    encoder = build_encoder(config.encoder, weights=config.weights)
+    rows: list[dict[str, Any]] = []
+    histories: dict[str, dict[str, dict[str, list[float]]]] = {}
+    grid: list[tuple[Job, list[torch.Tensor], list[str]]] = []
+    timings: dict[str, float] = {}
+    for job in _jobs(config):
+        style = load_image(job.style, size=config.size)
+        content = None if job.content is None else load_image(job.content, size=config.size)
+        images = [style] if content is None else [content, style]
+        titles = ["style"] if content is None else ["content", "style"]
+        histories[job.name] = {}
+        for method in config.methods:
+            result = optimize_image(encoder, method.loss, style, content, job.settings)
+            save_image(result.image, out / "images" / job.name / f"{method.name}.png")
+            histories[job.name][method.name] = result.history
+            rows.append(_final_row(job, method, result))
+            timings[f"{job.name}/{method.name}"] = round(result.seconds, 4)
+            images.append(result.image)
+            titles.append(method.name)
+            log(f"{job.name:40s} {method.name:22s} total {result.history['total'][0]:.4g} -> "
+                f"{result.history['total'][-1]:.4g}  ({result.seconds:.1f} s)")  # fmt: skip
+        _plot_losses(job, histories[job.name], out / "figures")
+        grid.append((job, images, titles))
+    _plot_grid(grid, out / "figures")
+
+    first = ["run", "method", "loss"]
+    fields = first + sorted({k for row in rows for k in row} - set(first))
+    with open(out / "metrics.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "metrics.json").write_text(json.dumps(rows, indent=2))
+    (out / "history.json").write_text(json.dumps(histories))
+    manifest = {
+        "script": "experiments.optimize",
+        "config": str(config.path),
+        "argv": sys.argv,
+        "seed": config.seed,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "device": "cpu",
+        "threads": torch.get_num_threads(),
+        "git_commit": _git_commit(),
+        "encoder": config.encoder,
+        "size": config.size,
+        "settings": {
+            "transfer": _jsonable(asdict(config.transfer)),
+            "texture": _jsonable(asdict(config.texture)),
+        },
+        "methods": {m.name: {"spec": _jsonable(m.spec), "loss": repr(m.loss)} for m in config.methods},
+        "timings_s": {**timings, "total": round(time.perf_counter() - started, 4)},
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", required=True, type=Path, help="TOML config file")
+    parser.add_argument("--output", type=Path, help="run folder (default: the config's 'output')")
+    parser.add_argument("--seed", type=int, help="override the config's seed")
+    parser.add_argument("--quick", action="store_true", help="apply the config's [quick] table")
+    parser.add_argument("--size", type=int, help="override images.size (shorter side, pixels)")
+    parser.add_argument("--iterations", type=int, help="override optimize.iterations")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(
+            args.config, quick=args.quick, seed=args.seed, size=args.size, iterations=args.iterations
+        )
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = run(config, args.output)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""Tests of decoder training (``adain train``): data, end-to-end CLI, exact resume, atomicity, failures.
+
+Tiny runs: 6 random PNGs per folder, 40 px shorter side, 32 px crops, batch 2, MobileNetV2 (its decoder is
+small); a seeded random encoder except in the one test that uses the real ImageNet weights.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import adain.train
+from adain.cli import main
+from adain.data import ImageFolder, InfiniteSampler
+from adain.errors import ImageError
+from adain.io import SkippedFileWarning
+from adain.modelfile import load_model, read_model_file
+from adain.train import TrainConfig, Trainer, load_checkpoint, read_log
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--image-size", "40", "--crop-size", "32", "--batch-size", "2", "--encoder", "mobilenet_v2"]
+RANDOM = [*TINY, "--random-encoder", "--device", "cpu", "--no-progress", "--samples", "1"]
+
+
+def _write_images(folder: Path, n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        sub = folder / ("sub" if i % 2 else ".")
+        sub.mkdir(exist_ok=True)
+        pixels = rng.integers(0, 256, (40 + 4 * i, 48, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(sub / f"img{i}.png")
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> tuple[Path, Path]:
+    content, style = tmp_path / "content", tmp_path / "style"
+    _write_images(content, 6, 0)
+    _write_images(style, 6, 1)
+    return content, style
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread (as the subprocesses get through OMP_NUM_THREADS), restored afterwards.
+
+    Also keeps these tiny runs fast on a shared machine, where busy-waiting OpenMP threads crawl.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _args(data: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
+    return ["train", "--content-dir", str(data[0]), "--style-dir", str(data[1]), "--output", str(out), *extra]
+
+
+# ---- data ----------------------------------------------------------------------------------------------
+
+
+def test_sampler_resumes_exactly_and_shards_each_epoch() -> None:
+    full = InfiniteSampler(5, seed=3, stream=1)
+    stream = [d for d, _ in zip(full, range(23), strict=False)]
+    resumed = InfiniteSampler.from_state_dict(5, full.state_dict(consumed=9))
+    assert [d for d, _ in zip(resumed, range(14), strict=False)] == stream[9:]
+    assert sorted(i for i, _ in stream[:5]) == list(range(5))  # each epoch is a permutation
+    assert stream[:5] != stream[5:10]  # a new order each epoch
+    # two ranks together draw every file of an epoch, each crop seeded as in the single process
+    ranks = [InfiniteSampler(5, seed=3, stream=1, rank=r, world_size=2) for r in (0, 1)]
+    shard = [d for r in ranks for d, _ in zip(r, range(3), strict=False)]
+    assert {i for i, _ in shard} == set(range(5))
+    assert set(stream[:5]) <= set(shard)
+    with pytest.raises(ValueError, match="same files"):
+        InfiniteSampler.from_state_dict(6, full.state_dict(consumed=9))
+
+
+def test_image_folder_crops_deterministically_and_skips_bad_files(tmp_path: Path) -> None:
+    _write_images(tmp_path / "d", 3, 0)
+    (tmp_path / "d" / "notes.txt").write_text("not an image")
+    bad = tmp_path / "d" / "zz_bad.png"  # passes the header check, fails to decode
+    good = (tmp_path / "d" / "img0.png").read_bytes()
+    bad.write_bytes(good[: len(good) // 2])
+    with pytest.warns(SkippedFileWarning, match="notes.txt"):
+        folder = ImageFolder(tmp_path / "d", image_size=40, crop_size=32)
+    assert len(folder) == 4 and folder.paths[-1] == bad
+    a, b = folder[(0, 7)], folder[(0, 7)]
+    assert a.shape == (3, 32, 32) and torch.equal(a, b)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        x, y = folder[(3, 1)], folder[(3, 2)]  # the bad file: skipped, the next file (wrapping) used
+    assert x.shape == y.shape == (3, 32, 32)
+    assert len([w for w in caught if "zz_bad.png" in str(w.message)]) == 1  # one warning per file
+
+
+def test_folder_without_images_is_an_error_naming_it(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ImageError, match="empty: no usable image"):
+        ImageFolder(empty, 40, 32)
+
+
+# ---- end to end ----------------------------------------------------------------------------------------
+
+
+def test_cli_end_to_end_with_real_encoder(data, tmp_path, mobilenet_weights, capsys) -> None:
+    out = tmp_path / "run"
+    code = main(_args(data, out, *TINY, "--iterations", "3", "--checkpoint-every", "2", "--no-progress"))
+    assert code == 0
+    assert {p.name for p in out.iterdir()} == {
+        "checkpoint.pth",
+        "log.csv",
+        "loss.png",
+        "samples",
+        "decoder_final.pth",
+    }
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["iter_0000002.png", "iter_0000003.png"]
+    rows = read_log(out / "log.csv")
+    assert [r["iteration"] for r in rows] == [1, 2, 3]
+    assert all(np.isfinite(r["total"]) and r["images_per_s"] > 0 for r in rows)
+    assert rows[1]["lr"] == pytest.approx(1e-4 / (1 + 5e-5))
+    ckpt = load_checkpoint(out / "checkpoint.pth")
+    assert ckpt["iteration"] == 3 and ckpt["data"]["content"]["consumed"] == 6
+    assert ckpt["config"]["style_loss"] == "meanstd" and ckpt["config"]["pretrained"] is True
+    model = load_model(out / "decoder_final.pth")
+    assert model.encoder_name == "mobilenet_v2"
+    final = model.decoder.state_dict()
+    assert all(torch.equal(final[k].cpu(), v) for k, v in ckpt["decoder"].items())
+    assert read_model_file(out / "decoder_final.pth").config["trained_iterations"] == 3
+    with Image.open(out / "loss.png") as im:
+        assert im.size[0] > 100
+
+
+@pytest.mark.parametrize(
+    "loss", [["--style-loss", "gram"], ["--style-loss", "mmd", "--kernel", "gaussian", "--sigma", "median"]]
+)
+def test_other_style_losses_train(data, tmp_path, loss) -> None:
+    out = tmp_path / "run"
+    rng = torch.get_rng_state()
+    assert main(_args(data, out, *RANDOM, *loss, "--iterations", "1", "--layers", "s4,s16")) == 0
+    assert load_checkpoint(out / "checkpoint.pth")["config"]["layers"] == ["s4", "s16"]
+    assert torch.equal(torch.get_rng_state(), rng)  # no global random state used or changed
+
+
+def test_usage_errors(data, tmp_path, capsys) -> None:
+    assert main(_args(data, tmp_path / "a", *RANDOM, "--crop-size", "24", "--iterations", "1")) == 2
+    assert "multiple of" in capsys.readouterr().err
+    assert main(_args(data, tmp_path / "b", *RANDOM, "--layers", "relu1_1", "--iterations", "1")) == 2
+    assert "no layer" in capsys.readouterr().err
+    assert main(_args(data, tmp_path / "c", *RANDOM, "--iterations", "1")) == 0
+    assert main(_args(data, tmp_path / "c", *RANDOM, "--iterations", "1")) == 1  # would overwrite a run
+    assert "--resume" in capsys.readouterr().err
+
+
+# ---- exact resume --------------------------------------------------------------------------------------
+
+
+def test_resume_after_sigkill_is_exact(data, tmp_path) -> None:
+    killed = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "adain",
+        *_args(data, killed, *RANDOM, "--iterations", "60", "--checkpoint-every", "2"),
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while (
+            not (killed / "checkpoint.pth").exists() and proc.poll() is None and time.monotonic() < deadline
+        ):
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        _, err = proc.communicate(timeout=30)
+    assert (killed / "checkpoint.pth").exists(), err.decode()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    k = load_checkpoint(killed / "checkpoint.pth")["iteration"]
+    n = k + 3  # resume across a checkpoint boundary
+    assert main(_args(data, killed, *RANDOM, "--resume", "--iterations", str(n))) == 0
+
+    straight = tmp_path / "straight"
+    assert main(_args(data, straight, *RANDOM, "--iterations", str(n), "--checkpoint-every", "2")) == 0
+    a, b = load_checkpoint(killed / "checkpoint.pth"), load_checkpoint(straight / "checkpoint.pth")
+    assert a["iteration"] == b["iteration"] == n
+    assert a["decoder"].keys() == b["decoder"].keys()
+    assert all(torch.equal(a["decoder"][key], b["decoder"][key]) for key in a["decoder"])
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[i][m], sb[i][m]) for i in sa for m in sa[i])
+    assert a["data"] == b["data"]
+    ra, rb = read_log(killed / "log.csv"), read_log(straight / "log.csv")
+    assert [r["iteration"] for r in ra] == list(range(1, n + 1))  # rows after the checkpoint dropped
+    assert [r["total"] for r in ra] == [r["total"] for r in rb]
+
+
+def test_resume_refuses_other_training_settings(data, tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(_args(data, out, *RANDOM, "--iterations", "1")) == 0
+    cfg = TrainConfig.from_dict(load_checkpoint(out / "checkpoint.pth")["config"])
+    cfg.style_weight, cfg.iterations = 99.0, 2
+    with pytest.raises(adain.train.CheckpointError, match="style_weight"):
+        Trainer(cfg).run(resume=out / "checkpoint.pth")
+
+
+# ---- failures ------------------------------------------------------------------------------------------
+
+
+def test_interrupted_checkpoint_write_keeps_the_previous_one(data, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "run"
+    assert main(_args(data, out, *RANDOM, "--iterations", "2", "--checkpoint-every", "2")) == 0
+    before = (out / "checkpoint.pth").read_bytes()
+    real_save = torch.save
+
+    def broken_save(obj, f, *a, **kw):
+        real_save(obj, f, *a, **kw)
+        f.seek(0)
+        f.truncate(100)  # half-written …
+        raise OSError("disk full")  # … then the write fails
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        main(_args(data, out, *RANDOM, "--resume", "--iterations", "4"))
+    monkeypatch.undo()
+    assert (out / "checkpoint.pth").read_bytes() == before
+    assert load_checkpoint(out / "checkpoint.pth")["iteration"] == 2
+    assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(data, tmp_path, monkeypatch, capsys) -> None:
+    out = tmp_path / "run"
+    calls = []
+    real = adain.train.content_loss
+
+    def nan_at_third(generated, target):
+        calls.append(1)
+        value = real(generated, target)
+        return value * float("nan") if len(calls) == 3 else value
+
+    monkeypatch.setattr(adain.train, "content_loss", nan_at_third)
+    code = main(_args(data, out, *RANDOM, "--iterations", "5", "--checkpoint-every", "2"))
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "non-finite loss at iteration 3" in err and "last good checkpoint" in err
+    assert load_checkpoint(out / "checkpoint.pth")["iteration"] == 2
+    assert not (out / "decoder_final.pth").exists()
+
+
+def test_sigint_saves_a_checkpoint_and_restores_handlers(data, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "run"
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    calls = []
+    real = adain.train.content_loss
+
+    def interrupt_at_second(generated, target):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(generated, target)
+
+    monkeypatch.setattr(adain.train, "content_loss", interrupt_at_second)
+    code = main(_args(data, out, *RANDOM, "--iterations", "10", "--checkpoint-every", "5"))
+    assert code == 128 + signal.SIGINT
+    assert load_checkpoint(out / "checkpoint.pth")["iteration"] == 2  # the iteration in flight finished
+    assert not (out / "decoder_final.pth").exists()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+
+
+def test_sigterm_in_a_subprocess_checkpoints_and_exits_cleanly(data, tmp_path) -> None:
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    cmd = [sys.executable, "-m", "adain", *_args(data, out, *RANDOM, "--iterations", "500")]
+    cmd += ["--checkpoint-every", "2"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "checkpoint.pth").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+    finally:
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err.decode()
+    assert "stopped by signal" in err.decode() and "Traceback" not in err.decode()
+    ckpt = load_checkpoint(out / "checkpoint.pth")
+    assert 2 <= ckpt["iteration"] < 500
+    assert [r["iteration"] for r in read_log(out / "log.csv")][-1] == ckpt["iteration"]
+    assert not (out / "decoder_final.pth").exists()
+
+
+def test_resume_rejects_contradicting_options(data, tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(_args(data, out, *RANDOM, "--iterations", "1")) == 0
+    assert main(["train", "--output", str(out), "--resume", "--style-weight", "3", "--iterations", "2"]) == 2
+    assert "style_weight 3.0 (the checkpoint has 10.0)" in capsys.readouterr().err
+    assert (
+        main(["train", "--output", str(out), "--resume", "--encoder", "mobilenet_v2", "--iterations", "2"])
+        == 0
+    )
