@@ -30,12 +30,17 @@ iteration, write a checkpoint and return ``stopped_by`` = the signal; the previo
 
 **Non-finite loss.** :class:`NonFiniteLossError`, raised before the step; the last checkpoint is left as is.
 
-**Multi-process (not yet implemented).** The pieces are ready for DistributedDataParallel: the samplers
-take ``rank`` / ``world_size`` (each rank draws ``batch_size`` samples per iteration, its own shard of each
-epoch, with crops seeded by global slot), ``consumed`` counts samples per rank, and the checkpoint
-records rank and world size. What remains: init the process group from torchrun's environment, wrap
-the decoder in DDP, write checkpoints/logs/samples on rank 0 only (with a barrier), and broadcast a stop
-flag so that a signal or a non-finite loss on one rank stops all of them at the same iteration.
+**Multi-process.** Under ``torchrun --nproc_per_node=K`` (see :mod:`adain.distributed`; pass its
+:class:`~adain.distributed.Distributed` as ``dist``) the decoder is wrapped in DistributedDataParallel.
+``batch_size`` is the *combined* batch of all K processes (it must be divisible by K): each rank draws
+``batch_size / K`` samples per iteration from its shard of each epoch (``perm[rank::K]``, crops seeded by
+global slot), so the ranks' shards together are exactly the batch a single process would draw (when the
+number of files is divisible by K), and as both losses are batch means, DDP's averaged gradient is the
+combined-batch gradient: the trajectory does not depend on K up to float summation order. ``consumed``
+counts samples per rank; a checkpoint records the world size and resuming needs the same K. Every
+iteration the ranks all-reduce their losses (the log shows the combined-batch means) together with a
+signal flag, so a non-finite loss or a signal on any rank stops all ranks at the same iteration. Only
+rank 0 writes the log, checkpoints, plot, samples and the final model (followed by a barrier).
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ from torch.utils.data import DataLoader
 import mmd
 from adain.data import ImageFolder, InfiniteSampler, center_crop, derive_seed
 from adain.decoders import Decoder, build_decoder
+from adain.distributed import Distributed
 from adain.encoders import FeatureEncoder, build_encoder
 from adain.errors import AdainError, CheckpointError
 from adain.io import load_image, save_image
@@ -316,14 +322,31 @@ class Trainer:
 
     Args:
         config: the run (validated here).
-        log: where one-line messages go (default: stderr).
+        log: where one-line messages go (default: stderr; rank 0 only).
+        dist: this process's rank and world size (default: a single process); see module doc.
     """
 
-    def __init__(self, config: TrainConfig, *, log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        log: Callable[[str], None] | None = None,
+        dist: Distributed | None = None,
+    ) -> None:
         config.validate()
         self.config = config
-        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.dist = dist or Distributed()
+        if config.batch_size % self.dist.world_size:
+            raise ValueError(
+                f"batch_size {config.batch_size} (the combined batch) must be divisible by the number of "
+                f"processes {self.dist.world_size}"
+            )
+        self.local_batch = config.batch_size // self.dist.world_size
+        say = log or (lambda msg: print(msg, file=sys.stderr))
+        self.log = say if self.dist.is_main else (lambda msg: None)
         self.device = _resolve_device(config.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
         self.output = Path(config.output).expanduser()
         self.content_data = ImageFolder(config.content_dir, config.image_size, config.crop_size)
         self.style_data = ImageFolder(config.style_dir, config.image_size, config.crop_size)
@@ -346,6 +369,12 @@ class Trainer:
         self.style_loss = build_style_loss(config)
         self.layer_weights = style_layer_weights(config, self.encoder, self.layers)
         self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=config.lr)
+        self.model: torch.nn.Module = self.decoder  # what the forward pass calls (DDP-wrapped if K > 1)
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.decoder, device_ids=ids)
         fp16_cuda = config.precision == "fp16" and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16_cuda)
         self.iteration = 0
@@ -379,7 +408,7 @@ class Trainer:
                 c_feat = enc(content, layers=adain_layer)[adain_layer]
                 s_feats = enc(style, layers=wanted)
                 target = adaptive_instance_norm(c_feat.float(), s_feats[adain_layer].float())
-            generated = self.decoder(target)
+            generated = self.model(target)
             g_feats = enc(generated, layers=wanted)
         loss_c = content_loss(g_feats[adain_layer], target)
         gen = {k: g_feats[k].float() for k in self.layers}
@@ -392,8 +421,9 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint payload: plain data and tensors only (loadable with ``weights_only=True``)."""
         c = self.config
-        content_sampler = InfiniteSampler(len(self.content_data), c.seed, CONTENT_STREAM)
-        style_sampler = InfiniteSampler(len(self.style_data), c.seed, STYLE_STREAM)
+        shard = {"rank": self.dist.rank, "world_size": self.dist.world_size}
+        content_sampler = InfiniteSampler(len(self.content_data), c.seed, CONTENT_STREAM, **shard)
+        style_sampler = InfiniteSampler(len(self.style_data), c.seed, STYLE_STREAM, **shard)
         return {
             "format": CHECKPOINT_FORMAT,
             "format_version": CHECKPOINT_VERSION,
@@ -427,6 +457,12 @@ class Trainer:
         if state.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
         self.iteration = int(state["iteration"])
+        saved_world = int(state["data"]["content"].get("world_size", 1))
+        if saved_world != self.dist.world_size:
+            raise CheckpointError(
+                f"{source} was written by {saved_world} process(es); resume it with the same number "
+                f"(now {self.dist.world_size})"
+            )
         for name, data in (("content", self.content_data), ("style", self.style_data)):
             try:
                 InfiniteSampler.from_state_dict(len(data), state["data"][name])
@@ -435,11 +471,16 @@ class Trainer:
         self.consumed = int(state["data"]["content"]["consumed"])
 
     def save_checkpoint(self) -> Path:
-        """Write ``checkpoint.pth`` atomically, then redraw the loss plot and write the samples."""
-        path = atomic_torch_save(self.state_dict(), self.checkpoint_path)
-        self._write_plot()
-        self._write_samples()
-        return path
+        """Write ``checkpoint.pth`` atomically, then redraw the loss plot and write the samples.
+
+        Under DDP every rank calls this; rank 0 writes, then all wait at a barrier.
+        """
+        if self.dist.is_main:
+            atomic_torch_save(self.state_dict(), self.checkpoint_path)
+            self._write_plot()
+            self._write_samples()
+        self.dist.barrier()
+        return self.checkpoint_path
 
     # ---- side outputs ----------------------------------------------------------------------------------
 
@@ -534,10 +575,17 @@ class Trainer:
 
     def _loader(self, data: ImageFolder, stream: int) -> Iterator[Tensor]:
         c = self.config
-        sampler = InfiniteSampler(len(data), c.seed, stream, start=self.consumed)
+        sampler = InfiniteSampler(
+            len(data),
+            c.seed,
+            stream,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            start=self.consumed,
+        )
         loader = DataLoader(
             data,
-            batch_size=c.batch_size,
+            batch_size=self.local_batch,
             sampler=sampler,
             num_workers=c.workers,
             persistent_workers=c.workers > 0,
@@ -547,6 +595,19 @@ class Trainer:
             generator=torch.Generator().manual_seed(derive_seed(c.seed, stream)),
         )
         return iter(loader)
+
+    def _combined(self, losses: Sequence[Tensor], signals: list[int], stop: list[int]) -> tuple[float, ...]:
+        """The losses (scalars) as floats, averaged over the ranks under DDP; there also append to ``stop``
+        the largest signal number any rank has received (so that all ranks stop at the same iteration)."""
+        if not self.dist.enabled:
+            return tuple(float(v.detach()) for v in losses)
+        values = torch.stack([v.detach().float() for v in losses])
+        self.dist.all_reduce(values, "sum")
+        flag = torch.tensor([signals[0] if signals else 0], device=self.device)
+        self.dist.all_reduce(flag, "max")
+        if int(flag) and not stop:
+            stop.append(int(flag))
+        return tuple(float(v) / self.dist.world_size for v in values.cpu())
 
     def resume(self, path: str | Path) -> None:
         """Load a checkpoint into this trainer (its config must agree except :attr:`TrainConfig.RUN_FIELDS`).
@@ -585,9 +646,11 @@ class Trainer:
             raise FileExistsError(
                 f"{self.checkpoint_path} exists: continue it with --resume, or choose another --output"
             )
-        stop: list[int] = []
+        self.dist.barrier()  # every rank has checked the folder before rank 0 may write to it
+        signals: list[int] = []  # signals received by this process
+        stop = signals if not self.dist.enabled else []  # under DDP: signals agreed on by all ranks
         saved_at = self.iteration if resume is not None else -1
-        log_fh = self._open_log(resumed=resume is not None)
+        log_fh = self._open_log(resumed=resume is not None) if self.dist.is_main else open(os.devnull, "w")
         writer = csv.writer(log_fh)
         self.decoder.train()
         contents, styles = (
@@ -601,11 +664,11 @@ class Trainer:
             bar = tqdm(
                 total=c.iterations,
                 initial=self.iteration,
-                disable=not c.progress,
+                disable=not (c.progress and self.dist.is_main),
                 unit="it",
                 dynamic_ncols=True,
             )
-            with _stop_on_signals(stop):
+            with _stop_on_signals(signals):
                 while self.iteration < c.iterations and not stop:
                     start = time.perf_counter()
                     lr = learning_rate(c.lr, c.lr_decay, self.iteration)
@@ -615,7 +678,7 @@ class Trainer:
                     style = next(styles).to(self.device, non_blocking=True)
                     loss_c, loss_s = self.losses(content, style)
                     total = c.content_weight * loss_c + c.style_weight * loss_s
-                    values = (float(loss_c.detach()), float(loss_s.detach()), float(total.detach()))
+                    values = self._combined((loss_c, loss_s, total), signals, stop)
                     if not all(math.isfinite(v) for v in values):
                         kept = (
                             f"the last good checkpoint {self.checkpoint_path} is kept"
@@ -632,7 +695,7 @@ class Trainer:
                     self.scaler.step(self.optimizer)
                     self.scaler.update()
                     self.iteration += 1
-                    self.consumed += c.batch_size
+                    self.consumed += self.local_batch
                     rate = c.batch_size / max(time.perf_counter() - start, 1e-9)
                     writer.writerow(
                         [self.iteration, f"{lr:.8g}", *(f"{v:.8g}" for v in values), f"{rate:.4g}"]
@@ -656,15 +719,18 @@ class Trainer:
                 f"{self.checkpoint_path} written (continue with --resume)"
             )
             return TrainResult(self.iteration, self.checkpoint_path, None, stop[0])
-        model_path = save_model_file(
-            self.output / FINAL_MODEL_NAME,
-            self.decoder,
-            encoder_name=c.encoder,
-            config={
-                **c.to_dict(),
-                "trained_iterations": self.iteration,
-                "style_layer_weights": self.layer_weights,
-            },
-        )
+        model_path = self.output / FINAL_MODEL_NAME
+        if self.dist.is_main:
+            model_path = save_model_file(
+                model_path,
+                self.decoder,
+                encoder_name=c.encoder,
+                config={
+                    **c.to_dict(),
+                    "trained_iterations": self.iteration,
+                    "style_layer_weights": self.layer_weights,
+                },
+            )
+        self.dist.barrier()
         self.log(f"wrote {model_path} (iteration {self.iteration})")
         return TrainResult(self.iteration, self.checkpoint_path, model_path, None)

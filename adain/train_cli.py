@@ -14,6 +14,13 @@ settings come from the checkpoint; only ``--iterations``, ``--checkpoint-every``
 ``--device``, ``--output``, ``--content-dir`` and ``--style-dir`` may be given anew. SIGINT/SIGTERM write a
 checkpoint and exit with 128 + the signal number. Exit codes: 0 done, 1 failure (e.g. non-finite loss),
 2 usage error.
+
+Multi-process (DistributedDataParallel; gloo on CPU, nccl on CUDA, one GPU per process)::
+
+    torchrun --nproc_per_node=4 -m adain train --content-dir coco/ --style-dir wikiart/ --batch-size 32
+
+``--batch-size`` is the combined batch of all processes (each takes ``batch-size / K``), so the same
+command with any K follows the same trajectory; ``--resume`` needs the K that wrote the checkpoint.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from pathlib import Path
 
 from adain.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from adain.decoders import decoder_names
+from adain.distributed import process_group
 from adain.errors import AdainError
 from adain.model import PRECISIONS
 from adain.train import CHECKPOINT_NAME, TrainConfig, Trainer, load_checkpoint
@@ -221,15 +229,31 @@ def run(args: argparse.Namespace) -> int:
         resume = Path(args.resume or Path(args.output) / CHECKPOINT_NAME).expanduser()
     try:
         config = _resume_config(args, resume) if resume else config_from_args(args)
-        try:
-            trainer = Trainer(config)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-        result = trainer.run(resume=resume)
-    except (AdainError, FileExistsError) as e:
+    except AdainError as e:
         print(f"adain train: error: {e}", file=sys.stderr)
         return EXIT_FAILURE
+    with process_group(_device_type(config.device)) as dist:
+        try:
+            try:
+                trainer = Trainer(config, dist=dist)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+            result = trainer.run(resume=resume)
+        except (AdainError, FileExistsError) as e:
+            if dist.is_main:
+                print(f"adain train: error: {e}", file=sys.stderr)
+            return EXIT_FAILURE
     if result.stopped_by is not None:
         return 128 + int(result.stopped_by)
-    print(result.model_path)
+    if dist.is_main:
+        print(result.model_path)
     return EXIT_OK
+
+
+def _device_type(device: str) -> str:
+    """The backend device type, "cuda" or "cpu", which the process group needs for ``--device``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if device.startswith("cuda") else "cpu"
