@@ -1,0 +1,169 @@
+"""Cross-evaluation matrix: every output image scored under every style loss and the content loss.
+
+Outputs are plain images (one per *method*: an optimisation run, later a trained decoder), so any
+producer of stylised images can be added as a further column.
+
+Normalisation (documented choice): each evaluation loss, per layer, is divided by its value at a fixed
+*reference* image — the content image for style transfer, seeded uniform noise for texture synthesis —
+exactly the normalisation :func:`adain.optimize.optimize_image` uses with ``normalise="reference"``.
+So a cell of 1 means "as far from the style as the reference", 0 means "matched", and every row (one
+evaluation loss) lives on the same unit-free scale. The summed score is ``Σ_l w_l · L_l(x) / L_l(ref)``
+with the style-layer weights, i.e. the optimised style term divided by ``style_weight``. Dividing a row by
+a constant does not change its argmin, so "which output is best under loss L" is read off directly.
+The content row is ``mean (F(x) − F(c))² / mean F(c)²`` at the content layer (0 at the content image).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+import mmd
+
+__all__ = ["CrossEvaluation", "cross_evaluate", "plot_heatmap"]
+
+CONTENT = "content"
+
+
+@dataclass(frozen=True)
+class CrossEvaluation:
+    """Scores ``[evaluation loss, output]``.
+
+    Attributes:
+        losses: evaluation-loss names (rows; ``"content"`` last when there is a content image).
+        outputs: output (method) names (columns).
+        summed: ``[len(losses), len(outputs)]`` normalised, layer-weighted sums.
+        per_layer: ``{layer: [len(style losses), len(outputs)]}`` normalised per-layer values (style rows
+            only, in the order of ``losses``).
+        raw_summed: like ``summed`` but without the reference normalisation.
+    """
+
+    losses: tuple[str, ...]
+    outputs: tuple[str, ...]
+    summed: Tensor
+    per_layer: dict[str, Tensor]
+    raw_summed: Tensor
+
+    def rows(self, run: str = "") -> list[dict[str, Any]]:
+        """Long-format rows ``{run, eval_loss, output, layer, value, raw}`` (layer ``"sum"`` for sums)."""
+        out: list[dict[str, Any]] = []
+        for i, loss in enumerate(self.losses):
+            for j, name in enumerate(self.outputs):
+                value, raw = float(self.summed[i, j]), float(self.raw_summed[i, j])
+                out.append(dict(run=run, eval_loss=loss, output=name, layer="sum", value=value, raw=raw))
+                if loss == CONTENT:
+                    continue
+                for layer, values in self.per_layer.items():
+                    out.append(dict(run=run, eval_loss=loss, output=name, layer=layer,
+                                    value=float(values[i, j]), raw=None))  # fmt: skip
+        return out
+
+
+@torch.no_grad()
+def cross_evaluate(
+    encoder: nn.Module,
+    outputs: Mapping[str, Tensor],
+    losses: Mapping[str, mmd.StyleLoss],
+    style: Tensor,
+    content: Tensor | None,
+    style_layers: Mapping[str, float],
+    content_layer: str | None = None,
+    seed: int = 0,
+) -> CrossEvaluation:
+    """Score every output under every loss (see the module docstring for the normalisation).
+
+    Args:
+        encoder: ``forward(images [B, 3, H, W] in [0, 1], layers) -> {layer: [B, N, h, w]}``.
+        outputs: ``{method: image [3, H, W]}`` in [0, 1] (same size as ``content`` when given).
+        losses: ``{name: StyleLoss}`` evaluation losses (rows).
+        style: ``[3, H', W']`` style image; content: ``[3, H, W]`` or None (texture synthesis).
+        style_layers: ``{layer: weight}``; content_layer: layer of the content loss (ignored without
+            content).
+        seed: seed of the noise reference used for textures (as in ``optimize_image``).
+    """
+    if not outputs or not losses:
+        raise ValueError("cross_evaluate needs at least one output and one loss")
+    layers = list(style_layers)
+    first = next(iter(outputs.values()))
+    if content is not None:
+        reference = content
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        reference = torch.rand((3, *first.shape[-2:]), generator=generator).to(first)
+    style_feats = encoder(style[None], layers=layers)
+    ref_feats = encoder(reference[None], layers=layers)
+    names = tuple(outputs)
+    out_feats = [encoder(outputs[n][None].to(style), layers=layers) for n in names]
+    use_content = content is not None and content_layer is not None
+    n_rows = len(losses) + int(use_content)
+    summed = torch.zeros(n_rows, len(names), dtype=torch.float64)
+    raw = torch.zeros_like(summed)
+    per_layer = {layer: torch.zeros(len(losses), len(names), dtype=torch.float64) for layer in layers}
+    for i, loss in enumerate(losses.values()):
+        for layer in layers:
+            ref = float(loss(ref_feats[layer], style_feats[layer]).sum())
+            if not ref > 0:
+                raise ValueError(f"evaluation loss {i} is {ref} at the reference image, layer {layer!r}")
+            for j, feats in enumerate(out_feats):
+                value = float(loss(feats[layer], style_feats[layer]).sum())
+                per_layer[layer][i, j] = value / ref
+                summed[i, j] += style_layers[layer] * value / ref
+                raw[i, j] += style_layers[layer] * value
+    if use_content:
+        target = encoder(content[None], layers=[content_layer])[content_layer]
+        scale = float(target.pow(2).mean().clamp_min(1e-12))
+        for j, name in enumerate(names):
+            gen = encoder(outputs[name][None].to(target), layers=[content_layer])[content_layer]
+            value = float((gen - target).pow(2).mean())
+            summed[-1, j], raw[-1, j] = value / scale, value
+    row_names = tuple(losses) + ((CONTENT,) if use_content else ())
+    return CrossEvaluation(row_names, names, summed, per_layer, raw)
+
+
+def plot_heatmap(
+    evaluation: CrossEvaluation, path_stem: Path, title: str = "", layers: Sequence[str] = ()
+) -> list[Path]:
+    """Heatmap of ``summed`` (and of each of ``layers``), cells annotated; writes ``<stem>.png/.pdf``.
+
+    Colour is ``log10`` of the normalised value (rows span decades); the best output per row is boxed.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    panels = [("sum", evaluation.summed)] + [(f"layer {k}", evaluation.per_layer[k]) for k in layers]
+    n_out, n_loss = len(evaluation.outputs), len(evaluation.losses)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(1.0 + 0.9 * n_out * len(panels) + 1.5, 0.55 * n_loss + 1.8), squeeze=False
+    )
+    for ax, (label, values) in zip(axes[0], panels, strict=True):
+        rows = evaluation.losses[: values.shape[0]]
+        data = values.clamp_min(1e-8).log10().numpy()
+        im = ax.imshow(data, cmap="viridis_r", aspect="auto")
+        for i in range(values.shape[0]):
+            best = int(values[i].argmin())
+            ax.add_patch(Rectangle((best - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.5))
+            for j in range(values.shape[1]):
+                ax.text(j, i, f"{float(values[i, j]):.3g}", ha="center", va="center", fontsize=6,
+                        color="white" if data[i, j] > data.mean() else "black")  # fmt: skip
+        ax.set_xticks(range(n_out), evaluation.outputs, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(rows)), rows, fontsize=7)
+        ax.set_xlabel("output (optimised with)")
+        ax.set_title(label, fontsize=8)
+        fig.colorbar(im, ax=ax, label="log10(loss / loss at reference)", shrink=0.8)
+    axes[0][0].set_ylabel("evaluation loss")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    paths = [path_stem.with_suffix(f".{ext}") for ext in ("png", "pdf")]
+    for p in paths:
+        fig.savefig(p, dpi=120)
+    plt.close(fig)
+    return paths

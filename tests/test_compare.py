@@ -1,0 +1,103 @@
+"""Cross-evaluation (experiments.evaluate) and the comparison script (experiments.compare)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import mmd
+from adain.encoders import build_encoder
+from experiments.compare import main
+from experiments.evaluate import cross_evaluate, plot_heatmap
+from experiments.optimize import load_config
+
+QUICK_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "compare_quick.toml"
+FULL_CONFIG = QUICK_CONFIG.with_name("compare.toml")
+LAYERS = {"s2": 0.5, "s4": 0.3, "s8": 0.2}
+# Methods whose objectives are near-identical (gram = mmd_poly2 exactly; poly2 with c > 0 adds lower-order
+# terms): with a finite L-BFGS budget any of them may land lowest on the others' losses, so for these the
+# own score is only required to be within GRAM_FAMILY_RTOL of the row minimum.
+GRAM_FAMILY = {"gram", "mmd_poly2", "mmd_poly2_c1"}
+GRAM_FAMILY_RTOL = 0.05
+
+
+def _losses() -> dict[str, mmd.StyleLoss]:
+    return {
+        "gram": mmd.style_loss("gram"),
+        "mmd_poly2": mmd.style_loss("mmd", kernel=mmd.kernels.polynomial(degree=2, c=0.0)),
+        "mmd_linear": mmd.style_loss("mmd", kernel=mmd.kernels.linear()),
+        "meanstd": mmd.style_loss("meanstd"),
+    }
+
+
+def test_cross_evaluate_anchors_and_identity(tmp_path) -> None:
+    """The style image scores 0 on every style loss, the content image (the reference) 1 on every style
+    loss and 0 on content; gram and mmd-poly2 rows agree (the identity)."""
+    torch.manual_seed(0)  # only the random initialisation of this test network
+    encoder = build_encoder("mobilenet_v2", pretrained=False).double().eval()
+    g = torch.Generator().manual_seed(1)
+    content = torch.rand(3, 32, 32, generator=g, dtype=torch.float64)
+    style = torch.rand(3, 32, 32, generator=g, dtype=torch.float64) ** 2
+    outputs = {"content": content, "style": style, "mix": 0.5 * (content + style)}
+    ev = cross_evaluate(encoder, outputs, _losses(), style, content, LAYERS, "s8")
+    assert ev.losses == ("gram", "mmd_poly2", "mmd_linear", "meanstd", "content")
+    assert ev.summed.shape == (5, 3) and set(ev.per_layer) == set(LAYERS)
+    torch.testing.assert_close(ev.summed[:4, 0], torch.ones(4, dtype=torch.float64))
+    assert ev.summed[:4, 1].abs().max() < 1e-8 and float(ev.summed[4, 0]) == 0.0
+    torch.testing.assert_close(ev.summed[0], ev.summed[1], rtol=1e-6, atol=1e-12)
+    for values in ev.per_layer.values():
+        torch.testing.assert_close(values[:, 0], torch.ones(4, dtype=torch.float64))
+    rows = ev.rows("r")
+    assert len(rows) == 3 * (5 + 4 * len(LAYERS))
+    paths = plot_heatmap(ev, tmp_path / "heat", title="t", layers=["s2"])
+    assert all(p.stat().st_size > 0 for p in paths)
+    texture = cross_evaluate(encoder, {"style": style}, _losses(), style, None, LAYERS)
+    assert texture.losses == tuple(_losses()) and texture.summed.abs().max() < 1e-8
+
+
+def test_configs_load(paper_images) -> None:
+    full, quick = load_config(FULL_CONFIG), load_config(QUICK_CONFIG, quick=True)
+    assert quick.size < full.size and quick.transfer.iterations < full.transfer.iterations
+    assert {m.spec["loss"] for m in quick.methods} == {"gram", "mmd", "meanstd"}
+
+
+@pytest.mark.slow
+@pytest.mark.needs_weights
+def test_quick_compare_writes_every_artefact_and_each_method_wins_its_own_loss(
+    tmp_path, paper_images, mobilenet_weights
+) -> None:
+    out = tmp_path / "run"
+    assert main(["--config", str(QUICK_CONFIG), "--quick", "--output", str(out)]) == 0
+    config = load_config(QUICK_CONFIG, quick=True)
+    jobs = [f"{c.stem}__{s.stem}" for c, s in config.pairs] + [f"texture__{s.stem}" for s in config.textures]
+    methods = [m.name for m in config.methods]
+    assert (out / "config.toml").read_text() == QUICK_CONFIG.read_text()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["script"] == "experiments.compare"
+    for key in ("python", "torch", "device", "seed", "git_commit", "settings", "methods", "evaluation"):
+        assert key in manifest
+    assert "evaluation" in manifest["timings_s"] and "total" in manifest["timings_s"]
+    for name in ("metrics.csv", "metrics.json", "history.json", "evaluation.csv", "evaluation.json"):
+        assert (out / name).stat().st_size > 0
+    stems = ["grid", "time"] + [f"{kind}_{job}" for job in jobs for kind in ("loss", "heatmap")]
+    for stem in stems:
+        for ext in ("png", "pdf"):
+            assert (out / "figures" / f"{stem}.{ext}").stat().st_size > 0, stem
+    with open(out / "evaluation.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["layer"] == "sum"]
+    assert len(rows) == len(jobs) * len(methods) * (len(methods) + 1) - len(config.textures) * len(methods)
+    for job in jobs:
+        table = {(r["eval_loss"], r["output"]): float(r["value"]) for r in rows if r["run"] == job}
+        for method in methods:
+            own = table[(method, method)]
+            best = min(table[(method, other)] for other in methods)
+            assert own < 1.0, (job, method, own)  # improved on its own loss relative to the reference
+            if method in GRAM_FAMILY:
+                assert own <= best * (1 + GRAM_FAMILY_RTOL), (job, method, own, best)
+            else:
+                assert own == best, (job, method, own, best)
+            assert table[("gram", method)] == pytest.approx(table[("mmd_poly2", method)], rel=1e-4)
