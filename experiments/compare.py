@@ -32,7 +32,7 @@ from typing import Any
 from adain.encoders import build_encoder
 from adain.io import load_image
 from experiments.evaluate import CrossEvaluation, cross_evaluate, plot_heatmap
-from experiments.optimize import Config, ConfigError, Job, _jobs, load_config
+from experiments.optimize import Config, ConfigError, Job, expand_jobs, load_config
 from experiments.optimize import run as run_optimize
 
 __all__ = ["evaluate_run", "main", "run"]
@@ -43,7 +43,7 @@ def evaluate_run(config: Config, out: Path) -> dict[str, CrossEvaluation]:
     encoder = build_encoder(config.encoder, weights=config.weights)
     losses = {m.name: m.loss for m in config.methods}
     results: dict[str, CrossEvaluation] = {}
-    for job in _jobs(config):
+    for job in expand_jobs(config):
         results[job.name] = _evaluate_job(config, job, out, encoder, losses)
     return results
 

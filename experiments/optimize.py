@@ -251,7 +251,7 @@ class Job:
     settings: OptimizeSettings
 
 
-def _jobs(config: Config) -> list[Job]:
+def expand_jobs(config: Config) -> list[Job]:
     jobs = [Job(f"{c.stem}__{s.stem}", s, c, config.transfer) for c, s in config.pairs] + [
         Job(f"texture__{s.stem}", s, None, config.texture) for s in config.textures
     ]
@@ -357,7 +357,7 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
     histories: dict[str, dict[str, dict[str, list[float]]]] = {}
     grid: list[tuple[Job, list[torch.Tensor], list[str]]] = []
     timings: dict[str, float] = {}
-    for job in _jobs(config):
+    for job in expand_jobs(config):
         style = load_image(job.style, size=config.size)
         content = None if job.content is None else load_image(job.content, size=config.size)
         images = [style] if content is None else [content, style]
