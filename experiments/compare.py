@@ -20,7 +20,6 @@ method scored by its own loss; the content loss is the last row. Outputs are rea
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -32,7 +31,7 @@ from typing import Any
 from adain.encoders import build_encoder
 from adain.io import load_image
 from experiments.evaluate import CrossEvaluation, cross_evaluate, plot_heatmap
-from experiments.optimize import Config, ConfigError, Job, expand_jobs, load_config
+from experiments.optimize import Config, Job, command_line, expand_jobs
 from experiments.optimize import run as run_optimize
 
 __all__ = ["evaluate_run", "main", "run"]
@@ -118,22 +117,7 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--config", required=True, type=Path, help="TOML config file")
-    parser.add_argument("--output", type=Path, help="run folder (default: the config's 'output')")
-    parser.add_argument("--seed", type=int, help="override the config's seed")
-    parser.add_argument("--quick", action="store_true", help="apply the config's [quick] table")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config, quick=args.quick, seed=args.seed)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    out = run(config, args.output)
-    print(f"wrote {out}")
-    return 0
+    return command_line(__doc__, run, argv)
 
 
 if __name__ == "__main__":

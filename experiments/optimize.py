@@ -409,9 +409,11 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def command_line(description: str, runner, argv: list[str] | None = None) -> int:
+    """The command line shared by the config-driven scripts: parse, load the config, ``runner(config,
+    output)``. Returns the exit code (2 for a bad config, with a message naming the file and key)."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--config", required=True, type=Path, help="TOML config file")
     parser.add_argument("--output", type=Path, help="run folder (default: the config's 'output')")
@@ -427,9 +429,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = run(config, args.output)
+    out = runner(config, args.output)
     print(f"wrote {out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return command_line(__doc__, run, argv)
 
 
 if __name__ == "__main__":
