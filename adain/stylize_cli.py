@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from adain.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from adain.decoders import decoder_names
+from adain.devices import resolve_device
 from adain.errors import AdainError
 from adain.io import SkippedFileWarning, list_images, load_image, save_image
 from adain.model import PRECISIONS, AdaINModel
@@ -223,15 +224,10 @@ def _job(args: argparse.Namespace) -> _Job:
 
 
 def _device(text: str) -> torch.device:
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"--device: not a device: {text!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {text}: CUDA is not available on this machine")
-    return device
+        return resolve_device(text)
+    except ValueError as exc:
+        raise UsageError(f"--device: {exc}") from None
 
 
 def _model(args: argparse.Namespace, device: torch.device) -> AdaINModel:

@@ -66,6 +66,7 @@ from torch.utils.data import DataLoader
 import mmd
 from adain.data import ImageFolder, InfiniteSampler, center_crop, derive_seed
 from adain.decoders import Decoder, build_decoder
+from adain.devices import resolve_device
 from adain.distributed import Distributed
 from adain.encoders import FeatureEncoder, build_encoder
 from adain.errors import AdainError, CheckpointError
@@ -302,18 +303,6 @@ def _stop_on_signals(flag: list[int]) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _resolve_device(text: str) -> torch.device:
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"not a device: {text!r} (use cpu, cuda, cuda:1, … or auto)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {text}: CUDA is not available on this machine")
-    return device
-
-
 # ---- the trainer -----------------------------------------------------------------------------------------
 
 
@@ -344,7 +333,7 @@ class Trainer:
         self.local_batch = config.batch_size // self.dist.world_size
         say = log or (lambda msg: print(msg, file=sys.stderr))
         self.log = say if self.dist.is_main else (lambda msg: None)
-        self.device = _resolve_device(config.device)
+        self.device = resolve_device(config.device)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         self.output = Path(config.output).expanduser()
