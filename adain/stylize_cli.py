@@ -249,7 +249,8 @@ def _model(args: argparse.Namespace, device: torch.device) -> AdaINModel:
         path = default_model_path()
         if not path.is_file():
             raise UsageError(
-                f"no model given, and no default model is shipped yet ({path} does not exist). Pass "
+                f"no model given, and the package's default model {path} is missing (reinstall "
+                "adain-mmd to restore it). Pass "
                 "--model FILE (a model file), or --encoder NAME [--weights FILE] --decoder FILE (a raw "
                 "decoder state dict such as the PyTorch AdaIN port's decoder.pth with --encoder "
                 "vgg19_normalised --weights vgg_normalised.pth)"

@@ -118,7 +118,11 @@ class TrainConfig:
     cuda when available. ``layer_weighting``: ``"channels"`` weighs each style layer by ``1/N_l`` (its
     channel count), ``"ones"`` by 1, ``"auto"`` (default) is ``"channels"`` for ``meanstd`` — which then
     equals the PyTorch AdaIN port's MSE of means and stds, the paper's recipe — and ``"ones"`` otherwise
-    (the Gram and MMD losses are already scaled by ``1/(4N²)``). ``pretrained=False`` gives a random
+    (the Gram and MMD losses are already scaled by ``1/(4N²)``). ``style_positions``: the style losses
+    see that many random positions per layer (:func:`mmd.random_positions`; ``None``: all of them), drawn
+    afresh at every iteration from a generator seeded by ``(seed, iteration)`` and shared by the batch and
+    by every process, so resume and multi-process runs stay exact; it makes a kernel MMD, whose cost is
+    quadratic in the positions, affordable at the large early layers. ``pretrained=False`` gives a random
     encoder (tests and benchmarks only).
     """
 
@@ -139,6 +143,7 @@ class TrainConfig:
     content_weight: float = 1.0
     layers: list[str] | None = None
     layer_weighting: str = "auto"
+    style_positions: int | None = None
     batch_size: int = 8
     lr: float = 1e-4
     lr_decay: float = 5e-5
@@ -170,6 +175,8 @@ class TrainConfig:
             raise ValueError(f"layer_weighting must be auto, channels or ones; got {self.layer_weighting!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        if self.style_positions is not None and self.style_positions < 1:
+            raise ValueError(f"style_positions must be ≥ 1 (or None for all); got {self.style_positions}")
         if self.lr <= 0 or self.lr_decay < 0:
             raise ValueError(f"need lr > 0 and lr_decay ≥ 0; got {self.lr}, {self.lr_decay}")
         build_style_loss(self)  # unknown loss / kernel / parameters
@@ -402,8 +409,25 @@ class Trainer:
         loss_c = content_loss(g_feats[adain_layer], target)
         gen = {k: g_feats[k].float() for k in self.layers}
         sty = {k: s_feats[k].float() for k in self.layers}
+        if self.config.style_positions is not None:
+            rng = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.iteration)
+            count = self.config.style_positions
+            gen = {k: mmd.random_positions(v, count, rng) for k, v in gen.items()}
+            sty = {k: mmd.random_positions(v, count, rng) for k, v in sty.items()}
         loss_s = mmd.layered_style_loss(self.style_loss, gen, sty, self.layer_weights).mean()
         return loss_c, loss_s
+
+    def next_batch_losses(self) -> tuple[float, float]:
+        """``(L_c, L_s)`` of the current decoder on the batch the next iteration will draw.
+
+        Changes no state (no step, no sampler position): used to calibrate style weights across style
+        losses at the untrained decoder (see ``experiments/decoder_ablation.py``).
+        """
+        content = next(self._loader(self.content_data, CONTENT_STREAM)).to(self.device)
+        style = next(self._loader(self.style_data, STYLE_STREAM)).to(self.device)
+        with torch.no_grad():
+            loss_c, loss_s = self.losses(content, style)
+        return float(loss_c), float(loss_s)
 
     # ---- checkpoints -----------------------------------------------------------------------------------
 

@@ -116,6 +116,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="style-layer weights: 1/channels (auto for meanstd: the port's MSE, the paper's recipe) or 1",
     )
 
+    model.add_argument(
+        "--style-positions",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="style losses see N random positions per layer, redrawn each iteration (default: all; "
+        "makes --style-loss mmd --kernel gaussian affordable, e.g. 1024)",
+    )
+
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="(8)")
     opt.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (1e-4)")
@@ -174,6 +183,7 @@ def _training_fields(args: argparse.Namespace) -> dict[str, object]:
         "content_weight": args.content_weight,
         "layers": layers,
         "layer_weighting": args.layer_weighting,
+        "style_positions": args.style_positions,
         "batch_size": args.batch_size,
         "lr": args.lr,
         "lr_decay": args.lr_decay,

@@ -52,7 +52,8 @@ def _evaluate_job(
 ) -> CrossEvaluation:
     style = load_image(job.style, size=config.size)
     content = None if job.content is None else load_image(job.content, size=config.size)
-    outputs = {m.name: load_image(out / "images" / job.name / f"{m.name}.png") for m in config.methods}
+    names = [m.name for m in config.methods] + ([n for n, _ in config.decoders] if job.content else [])
+    outputs = {n: load_image(out / "images" / job.name / f"{n}.png") for n in names}
     s = job.settings
     return cross_evaluate(encoder, outputs, losses, style, content, s.style_layers, s.content_layer, s.seed)
 

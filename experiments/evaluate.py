@@ -155,7 +155,7 @@ def plot_heatmap(
                         color="white" if data[i, j] > data.mean() else "black")  # fmt: skip
         ax.set_xticks(range(n_out), evaluation.outputs, rotation=45, ha="right", fontsize=7)
         ax.set_yticks(range(len(rows)), rows, fontsize=7)
-        ax.set_xlabel("output (optimised with)")
+        ax.set_xlabel("output (optimised with, or trained decoder)")
         ax.set_title(label, fontsize=8)
         fig.colorbar(im, ax=ax, label="log10(loss / loss at reference)", shrink=0.8)
     axes[0][0].set_ylabel("evaluation loss")

@@ -44,7 +44,7 @@ from adain.optimize import OptimizeResult, OptimizeSettings, optimize_image
 __all__ = ["Config", "ConfigError", "Method", "load_config", "main", "run"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-_TOP_KEYS = {"seed", "output", "encoder", "images", "optimize", "texture", "quick", "methods"}
+_TOP_KEYS = {"seed", "output", "encoder", "images", "optimize", "texture", "quick", "methods", "decoders"}
 _SETTINGS_KEYS = {
     "content_layer", "style_layers", "content_weight", "style_weight", "tv_weight", "init", "optimizer",
     "iterations", "lr", "parametrisation", "normalise",
@@ -87,7 +87,9 @@ class Method:
 
 @dataclass(frozen=True)
 class Config:
-    """A validated config. ``pairs``: (content, style) paths; ``textures``: style paths."""
+    """A validated config. ``pairs``: (content, style) paths; ``textures``: style paths; ``decoders``:
+    ``(name, model file)`` of trained AdaIN decoders, run on every pair next to the optimisation methods
+    (model file ``"default"``: the one shipped with the package)."""
 
     path: Path
     text: str
@@ -101,6 +103,7 @@ class Config:
     transfer: OptimizeSettings
     texture: OptimizeSettings
     methods: tuple[Method, ...]
+    decoders: tuple[tuple[str, Path], ...] = ()
 
 
 def _resolve(p: str) -> Path:
@@ -146,6 +149,26 @@ def _settings(table: Mapping[str, Any], where: str, key: str, **extra: Any) -> O
         return OptimizeSettings(**{**table, **extra})
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where}: key '{key}': {exc}") from None
+
+
+def _decoders(table: Any, where: str, method_names: set[str]) -> tuple[tuple[str, Path], ...]:
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise ConfigError(f"{where}: key 'decoders' must be a table of name = 'model file' (or 'default')")
+    clash = sorted(set(table) & method_names)
+    if clash:
+        raise ConfigError(f"{where}: key 'decoders': name(s) {clash} are also methods; names must differ")
+    out = []
+    for name, value in table.items():
+        if value == "default":
+            from adain.stylize_cli import default_model_path
+
+            path = default_model_path()
+        else:
+            path = _resolve(value)
+        if not path.is_file():
+            raise ConfigError(f"{where}: key 'decoders.{name}': model file not found: {path}")
+        out.append((name, path))
+    return tuple(out)
 
 
 def load_config(
@@ -235,6 +258,7 @@ def load_config(
         transfer=transfer,
         texture=texture,
         methods=methods,
+        decoders=_decoders(raw.get("decoders", {}), where, {m.name for m in methods}),
     )
 
 
@@ -345,6 +369,19 @@ def _plot_grid(rows: list[tuple[Job, list[torch.Tensor], list[str]]], folder: Pa
     return paths
 
 
+def _load_decoder_model(path: Path, config: Config) -> Any:
+    """The AdaIN model of a model file, checked to use the config's encoder (same encoder and layers)."""
+    from adain.modelfile import load_model
+
+    model = load_model(path, encoder_weights=config.weights)
+    if model.encoder_name != config.encoder:
+        raise ConfigError(
+            f"{config.path}: decoder {path} was trained for encoder {model.encoder_name!r}, but the config's "
+            f"encoder is {config.encoder!r}"
+        )
+    return model.eval()
+
+
 def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
     """Run every (job, method) of ``config`` and write the run folder; returns its path."""
     started = time.perf_counter()
@@ -353,6 +390,7 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
     (out / "figures").mkdir(exist_ok=True)
     (out / "config.toml").write_text(config.text)
     encoder = build_encoder(config.encoder, weights=config.weights)
+    decoders = {name: _load_decoder_model(path, config) for name, path in config.decoders}
     rows: list[dict[str, Any]] = []
     histories: dict[str, dict[str, dict[str, list[float]]]] = {}
     grid: list[tuple[Job, list[torch.Tensor], list[str]]] = []
@@ -373,6 +411,16 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
             titles.append(method.name)
             log(f"{job.name:40s} {method.name:22s} total {result.history['total'][0]:.4g} -> "
                 f"{result.history['total'][-1]:.4g}  ({result.seconds:.1f} s)")  # fmt: skip
+        for name, model in decoders.items() if content is not None else ():
+            started_one = time.perf_counter()
+            image = model.stylize(content, style).cpu()
+            seconds = time.perf_counter() - started_one
+            save_image(image, out / "images" / job.name / f"{name}.png")
+            rows.append({"run": job.name, "method": name, "loss": "decoder", "seconds": round(seconds, 4)})
+            timings[f"{job.name}/{name}"] = round(seconds, 4)
+            images.append(image)
+            titles.append(name)
+            log(f"{job.name:40s} {name:22s} decoder  ({seconds:.2f} s)")
         _plot_losses(job, histories[job.name], out / "figures")
         grid.append((job, images, titles))
     _plot_grid(grid, out / "figures")
@@ -403,6 +451,7 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
             "texture": _jsonable(asdict(config.texture)),
         },
         "methods": {m.name: {"spec": _jsonable(m.spec), "loss": repr(m.loss)} for m in config.methods},
+        "decoders": {name: str(path) for name, path in config.decoders},
         "timings_s": {**timings, "total": round(time.perf_counter() - started, 4)},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))

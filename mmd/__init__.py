@@ -11,7 +11,7 @@ from .gram import gram_matrix, gram_style_loss
 from .identity import IdentityCheck, verify_identity
 from .losses import GramLoss, MeanStdLoss, MMDLoss, StyleLoss, layered_style_loss, style_loss
 from .meanstd import mean_std_loss
-from .stats import channel_mean_std, flatten_positions, positions_as_samples
+from .stats import channel_mean_std, flatten_positions, positions_as_samples, random_positions
 
 __all__ = [
     "GramLoss",
@@ -28,6 +28,7 @@ __all__ = [
     "mean_std_loss",
     "mmd2",
     "positions_as_samples",
+    "random_positions",
     "style_loss",
     "verify_identity",
 ]

@@ -6,9 +6,10 @@ Feature maps are ``[B, N, H, W]`` (``N`` channels, ``M = H*W`` positions) or alr
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
-__all__ = ["channel_mean_std", "flatten_positions", "positions_as_samples"]
+__all__ = ["channel_mean_std", "flatten_positions", "positions_as_samples", "random_positions"]
 
 
 def flatten_positions(feats: Tensor) -> Tensor:
@@ -70,3 +71,29 @@ def positions_as_samples(feats: Tensor) -> Tensor:
         ``[B, M, N]`` (or ``[M, N]``): row ``i`` is the feature vector at position ``i``.
     """
     return flatten_positions(feats).transpose(-1, -2)
+
+
+def random_positions(feats: Tensor, count: int, generator: torch.Generator) -> Tensor:
+    """A random subset of ``count`` spatial positions, the same for every map of the batch.
+
+    Style statistics estimated from a subset cost less: a kernel MMD² is ``O(M²)`` in the number of
+    positions, so at the early, large layers a few thousand positions are the affordable estimate. All
+    the losses in :mod:`mmd` accept the result, since they flatten positions anyway. When ``count ≥ M``
+    the map is returned flattened and whole (no randomness is drawn).
+
+    Args:
+        feats: ``[B, N, H, W]``, ``[B, N, M]`` or ``[N, M]``.
+        count: how many positions to keep (≥ 1), drawn without replacement.
+        generator: a CPU :class:`torch.Generator`, the only source of randomness.
+
+    Returns:
+        ``[B, N, min(count, M)]`` (or ``[N, min(count, M)]``).
+    """
+    if count < 1:
+        raise ValueError(f"count must be ≥ 1; got {count}")
+    flat = flatten_positions(feats)
+    m = flat.shape[-1]
+    if count >= m:
+        return flat
+    index = torch.randperm(m, generator=generator)[:count].to(flat.device)
+    return flat.index_select(-1, index)

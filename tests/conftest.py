@@ -1,4 +1,5 @@
-"""Shared fixtures: the read-only ``../shared`` folder beside the checkout and the MobileNetV2 weights.
+"""Shared fixtures: the read-only ``../shared`` folder beside the checkout, the MobileNetV2 weights and
+small random training images.
 
 Outside CI, tests that need ``../shared`` or the weights skip with a reason when they are missing; with
 ``CI=true`` they fail instead, so CI never passes by skipping them.
@@ -9,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
@@ -92,3 +95,21 @@ def mobilenet_weights(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
         if Path(torch.hub.get_dir()) != home / "hub":  # torch.hub.set_dir() was called somewhere
             mp.setattr(torch.hub, "get_dir", lambda: str(home / "hub"))
         yield target
+
+
+def _write_random_images(folder: Path, n: int, seed: int, nested: bool = False) -> None:
+    """``n`` random RGB PNGs ``img<i>.png`` (``40 + 4i`` × 48 px) in ``folder`` (every other one in
+    ``folder/sub`` when ``nested``)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        sub = folder / ("sub" if nested and i % 2 else ".")
+        sub.mkdir(exist_ok=True)
+        pixels = rng.integers(0, 256, (40 + 4 * i, 48, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(sub / f"img{i}.png")
+
+
+@pytest.fixture(scope="session")
+def write_random_images() -> Callable[..., None]:
+    """``write_random_images(folder, n, seed, nested=False)``: small random training images."""
+    return _write_random_images

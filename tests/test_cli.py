@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -156,21 +157,39 @@ def test_usage_errors_exit_2(paper_images, decoder_file, tmp_path, capsys, extra
     assert not list(tmp_path.iterdir())
 
 
-def test_no_default_model_is_a_clear_usage_error(paper_images, tmp_path, capsys) -> None:
-    code = main(
-        [
-            "stylize",
-            "--content",
-            str(paper_images.content / "lenna.jpg"),
-            "--style",
-            str(paper_images.style / "sketch.png"),
-            "--output",
-            str(tmp_path),
-        ]
-    )
+def test_missing_default_model_is_a_clear_usage_error(paper_images, tmp_path, monkeypatch, capsys) -> None:
+    import adain.stylize_cli
+
+    monkeypatch.setattr(adain.stylize_cli, "default_model_path", lambda: tmp_path / "gone" / "default.pth")
+    content, style = paper_images.content / "lenna.jpg", paper_images.style / "sketch.png"
+    code = main(["stylize", "--content", str(content), "--style", str(style), "--output", str(tmp_path)])
     assert code == 2
     err = capsys.readouterr().err
-    assert "no default model is shipped yet" in err and "--model FILE" in err and "--decoder FILE" in err
+    assert "default model" in err and "gone" in err and "--model FILE" in err and "--decoder FILE" in err
+
+
+@pytest.mark.needs_weights
+def test_shipped_default_model_stylizes_with_no_model_argument(
+    paper_images, tmp_path, mobilenet_weights
+) -> None:
+    from adain.modelfile import read_model_file
+    from adain.stylize_cli import default_model_path
+
+    path = default_model_path()
+    assert path.is_file() and path.stat().st_size <= 20 * 2**20
+    model_file = read_model_file(path)
+    assert model_file.encoder_name == "mobilenet_v2" and model_file.config["trained_iterations"] > 0
+    content, style = paper_images.content / "cornell.jpg", paper_images.style / "mondrian.jpg"
+    args = ["--content", str(content), "--style", str(style), "--output", str(tmp_path), "--ext", "png"]
+    assert main(["stylize", *args, "--content-size", "256", "--style-size", "256"]) == 0
+    with Image.open(tmp_path / "cornell_stylized_mondrian.png") as im:
+        out = torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32) / 255)
+    assert min(out.shape[:2]) == 256
+    assert 0.02 < out.std() and out.isfinite().all()
+    from adain.io import load_image
+
+    reference = load_image(content, size=256).permute(1, 2, 0)
+    assert (out - reference).abs().mean() > 0.02  # stylized, not a copy of the content
 
 
 def test_model_file_encoder_mismatch_fails_cleanly(paper_images, tmp_path, capsys) -> None:

@@ -13,7 +13,7 @@ import mmd
 from adain.encoders import build_encoder
 from experiments.compare import main
 from experiments.evaluate import cross_evaluate, plot_heatmap
-from experiments.optimize import load_config
+from experiments.optimize import ConfigError, load_config
 
 QUICK_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "compare_quick.toml"
 FULL_CONFIG = QUICK_CONFIG.with_name("compare.toml")
@@ -101,3 +101,41 @@ def test_quick_compare_writes_every_artefact_and_each_method_wins_its_own_loss(
             else:
                 assert own == best, (job, method, own, best)
             assert table[("gram", method)] == pytest.approx(table[("mmd_poly2", method)], rel=1e-4)
+
+
+def _decoder_config(tmp_path: Path, paper_images, decoders: str) -> Path:
+    text = QUICK_CONFIG.read_text()
+    text = text.replace('root = "../shared/data/adain-paper"', f'root = "{paper_images.content.parent}"')
+    text = text.replace('textures = ["style/brushstrokes.jpg"]', "textures = []")
+    text = text[: text.index("[methods.gram]")] + '[methods.meanstd]\nloss = "meanstd"\n' + decoders
+    path = tmp_path / "with_decoders.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.needs_weights
+def test_trained_decoders_are_extra_columns(tmp_path, paper_images, mobilenet_weights) -> None:
+    from adain.decoders import build_decoder
+    from adain.modelfile import save_model_file
+
+    torch.manual_seed(0)
+    decoder = build_decoder("mobilenet_v2")
+    model_file = save_model_file(tmp_path / "dec.pth", decoder, encoder_name="mobilenet_v2")
+    config_path = _decoder_config(tmp_path, paper_images, f'[decoders]\nrandom_decoder = "{model_file}"\n')
+    out = tmp_path / "run"
+    assert main(["--config", str(config_path), "--quick", "--iterations", "2", "--output", str(out)]) == 0
+    job = "chicago__asheville"
+    assert (out / "images" / job / "random_decoder.png").stat().st_size > 0
+    with open(out / "evaluation.csv") as fh:
+        outputs = {r["output"] for r in csv.DictReader(fh) if r["layer"] == "sum"}
+    assert outputs == {"meanstd", "random_decoder"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {(r["method"], r["loss"]) for r in metrics} >= {("random_decoder", "decoder")}
+    assert json.loads((out / "manifest.json").read_text())["decoders"] == {"random_decoder": str(model_file)}
+
+    missing = _decoder_config(tmp_path, paper_images, '[decoders]\nx = "no/such/file.pth"\n')
+    with pytest.raises(ConfigError, match=r"decoders\.x.*not found"):
+        load_config(missing)
+    clash = _decoder_config(tmp_path, paper_images, f'[decoders]\nmeanstd = "{model_file}"\n')
+    with pytest.raises(ConfigError, match="also methods"):
+        load_config(clash)

@@ -33,21 +33,11 @@ TINY = ["--image-size", "40", "--crop-size", "32", "--batch-size", "2", "--encod
 RANDOM = [*TINY, "--random-encoder", "--device", "cpu", "--no-progress", "--samples", "1"]
 
 
-def _write_images(folder: Path, n: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        sub = folder / ("sub" if i % 2 else ".")
-        sub.mkdir(exist_ok=True)
-        pixels = rng.integers(0, 256, (40 + 4 * i, 48, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(sub / f"img{i}.png")
-
-
 @pytest.fixture
-def data(tmp_path: Path) -> tuple[Path, Path]:
+def data(tmp_path: Path, write_random_images) -> tuple[Path, Path]:
     content, style = tmp_path / "content", tmp_path / "style"
-    _write_images(content, 6, 0)
-    _write_images(style, 6, 1)
+    write_random_images(content, 6, 0, nested=True)
+    write_random_images(style, 6, 1, nested=True)
     return content, style
 
 
@@ -86,8 +76,8 @@ def test_sampler_resumes_exactly_and_shards_each_epoch() -> None:
         InfiniteSampler.from_state_dict(6, full.state_dict(consumed=9))
 
 
-def test_image_folder_crops_deterministically_and_skips_bad_files(tmp_path: Path) -> None:
-    _write_images(tmp_path / "d", 3, 0)
+def test_image_folder_crops_deterministically_and_skips_bad_files(tmp_path, write_random_images) -> None:
+    write_random_images(tmp_path / "d", 3, 0, nested=True)
     (tmp_path / "d" / "notes.txt").write_text("not an image")
     bad = tmp_path / "d" / "zz_bad.png"  # passes the header check, fails to decode
     good = (tmp_path / "d" / "img0.png").read_bytes()

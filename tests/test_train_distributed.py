@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from adain.cli import main
 from adain.train import load_checkpoint, read_log
@@ -27,19 +26,11 @@ TINY = ["--image-size", "40", "--crop-size", "32", "--batch-size", "2", "--encod
 RANDOM = [*TINY, "--random-encoder", "--device", "cpu", "--no-progress", "--samples", "1"]
 
 
-def _write_images(folder: Path, n: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        pixels = rng.integers(0, 256, (40 + 4 * i, 48, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"img{i}.png")
-
-
 @pytest.fixture
-def data(tmp_path: Path) -> tuple[Path, Path]:
+def data(tmp_path: Path, write_random_images) -> tuple[Path, Path]:
     content, style = tmp_path / "content", tmp_path / "style"
-    _write_images(content, 4, 0)  # divisible by the 2 processes: the shards cover each epoch exactly
-    _write_images(style, 4, 1)
+    write_random_images(content, 4, 0)  # divisible by the 2 processes: the shards cover each epoch exactly
+    write_random_images(style, 4, 1)
     return content, style
 
 
