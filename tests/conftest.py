@@ -113,3 +113,15 @@ def _write_random_images(folder: Path, n: int, seed: int, nested: bool = False) 
 def write_random_images() -> Callable[..., None]:
     """``write_random_images(folder, n, seed, nested=False)``: small random training images."""
     return _write_random_images
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread (as subprocesses get through OMP_NUM_THREADS), restored afterwards.
+
+    Also keeps tiny training runs fast on a shared machine, where busy-waiting OpenMP threads crawl.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

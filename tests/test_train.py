@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,16 +40,7 @@ def data(tmp_path: Path, write_random_images) -> tuple[Path, Path]:
     return content, style
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread (as the subprocesses get through OMP_NUM_THREADS), restored afterwards.
-
-    Also keeps these tiny runs fast on a shared machine, where busy-waiting OpenMP threads crawl.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _args(data: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
