@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from adain.train import CHECKPOINT_NAME, TrainConfig, Trainer
-from experiments.optimize import REPO_ROOT, ConfigError, _git_commit, _toml_load
+from experiments.optimize import ConfigError, _git_commit, _resolve, _toml_load
 
 __all__ = ["AblationConfig", "calibrate", "load_config", "main", "train"]
 
@@ -57,9 +57,10 @@ class AblationConfig:
     methods: dict[str, TrainConfig]
 
 
-def _resolve(value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else REPO_ROOT / path
+def _write_json_atomically(path: Path, data: object) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 def load_config(path: Path, output: Path | None = None, data: Path | None = None) -> AblationConfig:
@@ -99,6 +100,11 @@ def load_config(path: Path, output: Path | None = None, data: Path | None = None
             if key not in fields:
                 raise ConfigError(f"{path}: missing key 'train.{key}'")
             fields[key] = str(_resolve(str(fields[key])))
+            if not Path(fields[key]).is_dir():
+                raise ConfigError(
+                    f"{path}: key 'train.{key}': folder {fields[key]} does not exist; build the data set "
+                    "with `python -m experiments.training_data` or pass --data DIR (with content/ and style/)"
+                )
         if fields.get("encoder_weights"):
             fields["encoder_weights"] = str(_resolve(str(fields["encoder_weights"])))
         try:
@@ -131,9 +137,7 @@ def calibrate(config: AblationConfig, log: Any = print) -> dict[str, Any]:
         "style_weight": {name: config.style_weight * ref / value for name, value in initial.items()},
     }
     config.output.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, file)
+    _write_json_atomically(file, result)
     return result
 
 
@@ -174,9 +178,7 @@ def train(config: AblationConfig, only: list[str] | None = None, log: Any = prin
         }
     )
     manifest["seconds"].update(timings)  # wall time of this call's share of each run
-    tmp = manifest_file.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, manifest_file)
+    _write_json_atomically(manifest_file, manifest)
     return manifest
 
 

@@ -371,15 +371,15 @@ def _plot_grid(rows: list[tuple[Job, list[torch.Tensor], list[str]]], folder: Pa
 
 def _load_decoder_model(path: Path, config: Config) -> Any:
     """The AdaIN model of a model file, checked to use the config's encoder (same encoder and layers)."""
-    from adain.modelfile import load_model
+    from adain.modelfile import load_model, read_model_file
 
-    model = load_model(path, encoder_weights=config.weights)
-    if model.encoder_name != config.encoder:
+    trained_for = read_model_file(path).encoder_name
+    if trained_for != config.encoder:
         raise ConfigError(
-            f"{config.path}: decoder {path} was trained for encoder {model.encoder_name!r}, but the config's "
-            f"encoder is {config.encoder!r}"
+            f"{config.path}: decoder {path} was trained for encoder {trained_for!r}, but the config's "
+            f"encoder is {config.encoder!r}; use a decoder trained for it, or change [encoder] name"
         )
-    return model.eval()
+    return load_model(path, encoder_weights=config.weights).eval()
 
 
 def run(config: Config, output: Path | None = None, log: Any = print) -> Path:

@@ -378,9 +378,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--default-run", type=Path, default=REPO_ROOT / "runs" / "default_decoder")
     p.add_argument("--output", type=Path, default=REPO_ROOT / "notes" / "results.md")
     args = p.parse_args(argv)
-    for folder in (args.kernels, args.decoders, args.ablation, args.default_run):
+    producers = {
+        args.kernels: "python -m experiments.compare --config experiments/configs/results_kernels.toml",
+        args.decoders: "python -m experiments.compare --config experiments/configs/results_decoders.toml",
+        args.ablation: "python -m experiments.decoder_ablation --config experiments/configs/decoder_ablation.toml",
+        args.default_run: "adain train ... --output runs/default_decoder (see notes/results.md, section 4)",
+    }
+    for folder, command in producers.items():
         if not folder.is_dir():
-            print(f"results_note: error: run folder {folder} does not exist (see --help)", file=sys.stderr)
+            print(f"results_note: error: run folder {folder} does not exist; make it with: {command}",
+                  file=sys.stderr)  # fmt: skip
             return 2
     print(write_note(args.kernels, args.decoders, args.ablation, args.default_run, args.output))
     return 0

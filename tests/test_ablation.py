@@ -142,5 +142,7 @@ def test_ablation_config_errors_name_file_and_key(data, tmp_path, capsys) -> Non
     path.write_text(path.read_text().replace('reference = "meanstd"', 'reference = "nope"'))
     with pytest.raises(ConfigError, match="reference"):
         decoder_ablation.load_config(path)
+    with pytest.raises(ConfigError, match=r"experiments\.training_data"):  # no data set: say how to make one
+        decoder_ablation.load_config(_config(tmp_path))
     with pytest.raises(ConfigError, match="no method"):
         decoder_ablation.train(decoder_ablation.load_config(_config(tmp_path), data=data), only=["nope"])
