@@ -82,7 +82,12 @@ def plan_outputs(
         OutputError: two pairs would still write the same file (names crafted to collide, such as a
             content ``a_stylized_b`` beside a style ``b_stylized_c``); the message lists them.
     """
-    content_labels = unique_labels(contents, content_root)
+    by_folder: dict[Path, list[Path]] = defaultdict(list)  # contents clash only within one output folder
+    for content in contents:
+        by_folder[content.parent].append(content)
+    content_labels = {
+        p: label for ps in by_folder.values() for p, label in unique_labels(ps, content_root).items()
+    }
     style_labels = unique_labels([s for g in style_groups for s in g], style_root)
     ext = ext.lower().lstrip(".")
     plan: dict[tuple[Path, tuple[Path, ...]], Path] = {}
