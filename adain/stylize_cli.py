@@ -193,7 +193,9 @@ def _listed(folder: Path, output: Path) -> tuple[list[Path], list[str]]:
     """Images in ``folder`` (never those inside ``output``) and the messages of skipped non-images."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedFileWarning)
-        images = list_images(folder, exclude=[output])
+        # an output folder inside the input folder is left out; one that *is* it is refused by _plan
+        nested = inside(output, folder) and output.resolve() != folder.resolve()
+        images = list_images(folder, exclude=[output] if nested else [])
     skipped = [str(w.message) for w in caught if issubclass(w.category, SkippedFileWarning)]
     if not images and not skipped:
         raise UsageError(f"{folder}: the folder contains no images")
@@ -265,7 +267,9 @@ def _plan(
     except OutputError as e:
         raise UsageError(str(e)) from None
     for root, what in ((content_root, "--content"), (style_root, "--style")):
-        if root is not None and not inside(output, root) and any(inside(p, root) for p in plan.values()):
+        if root is None or (inside(output, root) and output.resolve() != root.resolve()):
+            continue  # no folder, or the output folder is nested in it and left out of its listing
+        if any(inside(p, root) for p in plan.values()):
             raise UsageError(
                 f"--output {output} would put results inside the {what} folder {root}, where a later run "
                 f"would read them as inputs; choose another folder (e.g. {root / 'stylized'})"
