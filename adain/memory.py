@@ -3,8 +3,10 @@
 The peak memory of :meth:`adain.model.AdaINModel.stylize` grows linearly with the content's pixel count
 (the decoder's activations at full resolution dominate). :data:`GB_PER_MEGAPIXEL` holds the slope
 measured in fp32 on CPU (peak RSS during one stylization minus the RSS before it, for a 1.5:1 content at
-0.5 and 2.2 megapixels, random weights), rounded up; bf16 needs less, so the estimate stays an upper
-bound. :func:`available_memory` reads what the process may still use: ``MemAvailable`` from
+0.5 and 2.2 megapixels, random weights), rounded up. bf16/fp16 autocast is counted at
+:data:`LOW_PRECISION_FACTOR` times that: emulated bf16 on an AVX2 CPU took 2.2× the fp32 memory (MobileNetV2,
+0.39 MP: 0.33 GB against 0.15 GB); on hardware with native bf16 it needs less, and the estimate stays an
+upper bound. :func:`available_memory` reads what the process may still use: ``MemAvailable`` from
 ``/proc/meminfo``, lowered to the cgroup's limit minus its usage where a container sets one (cgroup v2
 or v1), or the free memory of a CUDA device.
 """
@@ -18,6 +20,7 @@ import torch
 
 __all__ = [
     "GB_PER_MEGAPIXEL",
+    "LOW_PRECISION_FACTOR",
     "available_memory",
     "cgroup_memory_left",
     "estimate_stylize_bytes",
@@ -31,6 +34,9 @@ _GB = 1e9
 #: measured on an AVX2 CPU: VGG-19 decoder 0.36 GB at 0.54 MP and 1.25 GB at 2.16 MP (0.58–0.68 GB/MP);
 #: MobileNetV2 decoder 0.18 GB at 0.54 MP and 0.72 GB at 2.16 MP (0.33–0.34 GB/MP).
 GB_PER_MEGAPIXEL = {"vgg": 0.7, "mobilenet": 0.35}
+
+#: Memory of a bf16/fp16 run relative to fp32 (the measured CPU emulation; see the module doc).
+LOW_PRECISION_FACTOR = 2.5
 
 _CGROUP_V2 = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current"))
 _CGROUP_V1 = (
@@ -46,16 +52,23 @@ def _gb_per_megapixel(encoder_name: str) -> float:
     return max(GB_PER_MEGAPIXEL.values())  # an encoder not measured: assume the costliest
 
 
-def estimate_stylize_bytes(encoder_name: str, height: int, width: int) -> int:
+def _bytes_per_pixel(encoder_name: str, precision: str) -> float:
+    factor = 1.0 if precision == "fp32" else LOW_PRECISION_FACTOR
+    return _gb_per_megapixel(encoder_name) * factor * _GB / 1e6
+
+
+def estimate_stylize_bytes(encoder_name: str, height: int, width: int, precision: str = "fp32") -> int:
     """Upper estimate of the peak memory (bytes) of stylizing one ``height × width`` content."""
-    return int(_gb_per_megapixel(encoder_name) * _GB * height * width / 1e6)
+    return int(_bytes_per_pixel(encoder_name, precision) * height * width)
 
 
-def largest_shorter_side(encoder_name: str, height: int, width: int, budget: int) -> int:
+def largest_shorter_side(
+    encoder_name: str, height: int, width: int, budget: int, precision: str = "fp32"
+) -> int:
     """The largest shorter side (pixels) to which a ``height × width`` image can be resized (aspect ratio
     kept) so that :func:`estimate_stylize_bytes` stays within ``budget`` bytes; at least 1."""
     aspect = max(height, width) / min(height, width)
-    megapixels = budget / (_gb_per_megapixel(encoder_name) * _GB)
+    megapixels = budget / (_bytes_per_pixel(encoder_name, precision) * 1e6)
     return max(1, math.floor(math.sqrt(megapixels * 1e6 / aspect)))
 
 

@@ -374,10 +374,10 @@ def _check_memory(args: argparse.Namespace, job: _Job, model: AdaINModel, device
         size = _content_size(args, content)
         if size is None:
             continue
-        need = estimate_stylize_bytes(name, *size)
+        need = estimate_stylize_bytes(name, *size, model.precision)
         if available is not None and need > available:
             too_big.append(f"{content} ({size[1]}×{size[0]}, about {need / 1e9:.1f} GB)")
-            side = largest_shorter_side(name, *size, available)
+            side = largest_shorter_side(name, *size, available, model.precision)
             advice = side if advice is None else min(advice, side)
         elif need > _LARGE_BYTES:
             large.append((content, size, need))
