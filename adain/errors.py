@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AdainError", "CheckpointError", "ImageError", "ImageTooSmallError", "WeightsError"]
+__all__ = ["AdainError", "CheckpointError", "ImageError", "ImageTooSmallError", "OutputError", "WeightsError"]
 
 
 class AdainError(Exception):
@@ -23,3 +23,8 @@ class WeightsError(AdainError, FileNotFoundError):
 
 class CheckpointError(AdainError, ValueError):
     """A model file or training checkpoint is unreadable or does not match what it is loaded into."""
+
+
+class OutputError(AdainError):
+    """Outputs cannot be written as asked: the output folder is a file or read-only, or two results (or an
+    existing file) would share one path."""

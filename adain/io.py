@@ -7,7 +7,7 @@
   scaled by 1/65535. Pillow reduces 16-bit *colour* PNGs to 8 bits per channel when decoding; those come
   out on the right scale at 8-bit precision. CMYK uses Pillow's plain conversion (no ICC colour
   management). Animated files give their first frame.
-* :func:`save_image` writes PNG/JPEG/… from a tensor (clamped to [0, 1]), creating parent folders.
+* :func:`save_image` writes PNG/JPEG/… from a tensor (clamped to [0, 1]) atomically, creating parent folders.
 * :func:`list_images` lists the image files under a folder, recursively, warning once per skipped file.
 * :func:`check_image_size` says whether an image is large enough for an encoder's layers.
 
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from adain.atomic import atomic_write
 from adain.errors import ImageError, ImageTooSmallError
 
 __all__ = [
@@ -214,8 +215,8 @@ def check_image_size(
 def _check_pixels(path: Path, h: int, w: int, max_pixels: int | None, what: str) -> None:
     if max_pixels is not None and h * w > max_pixels:
         raise ImageError(
-            f"{path}: {what} {w}×{h} = {h * w:,} pixels is more than max_pixels={max_pixels:,}; "
-            "pass a smaller size or a larger max_pixels (None disables this guard)"
+            f"{path}: {what} {w}×{h} = {h * w:,} pixels, more than the limit of {max_pixels:,} "
+            "(max_pixels); resize to fewer pixels or raise the limit (max_pixels=None disables it)"
         )
 
 
@@ -239,10 +240,13 @@ def _exif_transposed(image: Image.Image, path: Path) -> Image.Image:
 def _decode(path: Path, max_pixels: int | None) -> Tensor:
     """Open, guard, decode and convert one file; Pillow errors become :class:`ImageError`."""
     try:
-        with Image.open(path) as image:
-            _check_pixels(path, image.height, image.width, max_pixels, "the image has")
-            image.load()
-            return image_to_tensor(_exif_transposed(image, path))
+        with warnings.catch_warnings():
+            # Pillow's bomb *warning* duplicates our own max_pixels guard; its bomb *error* still applies
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                _check_pixels(path, image.height, image.width, max_pixels, "the image has")
+                image.load()
+                return image_to_tensor(_exif_transposed(image, path))
     except ImageError:
         raise
     except Image.DecompressionBombError as e:
@@ -308,14 +312,17 @@ def save_image(tensor: Tensor, path: PathLike, *, quality: int = 95) -> Path:
     Args:
         tensor: ``[3, H, W]`` or ``[1, 3, H, W]`` RGB, or ``[1, H, W]`` / ``[H, W]`` grayscale; values are
             clamped to [0, 1] and rounded to 8 bits.
-        path: destination; parent folders are created.
+        path: destination; parent folders are created. Written atomically (a temporary file in the same
+            folder, renamed when complete; :func:`adain.atomic.atomic_write`): an interruption or a full
+            disk leaves no partial file under ``path``, and an existing file stays as it was.
         quality: JPEG/WebP quality.
 
     Returns:
         The path written.
 
     Raises:
-        ImageError: wrong shape, non-finite values, or a suffix Pillow cannot write.
+        ImageError: wrong shape, non-finite values, a suffix Pillow cannot write, or the file system
+            refused the write (full or read-only disk, permissions); the ``OSError`` is its ``__cause__``.
     """
     path = Path(path).expanduser()
     x = tensor.detach().to("cpu", torch.float32)
@@ -335,9 +342,10 @@ def save_image(tensor: Tensor, path: PathLike, *, quality: int = 95) -> Path:
     pixels = x.clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
     image = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format=fmt, **options)
-    return path
+    try:
+        return atomic_write(path, lambda fh: image.save(fh, format=fmt, **options))
+    except OSError as e:
+        raise ImageError(f"{path}: cannot write the image ({e.strerror or e}); nothing was written") from e
 
 
 # ---- folders ---------------------------------------------------------------------------------------------
@@ -350,8 +358,10 @@ def _why_not_image(path: Path) -> str | None:
     if path.stat().st_size == 0:
         return "empty file"
     try:
-        with Image.open(path):
-            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path):
+                return None
     except Image.DecompressionBombError:
         return None  # an image, just a huge one: load_image reports it
     except UnidentifiedImageError:
@@ -360,12 +370,17 @@ def _why_not_image(path: Path) -> str | None:
         return f"unreadable ({type(e).__name__}: {e})"
 
 
-def list_images(folder: PathLike) -> list[Path]:
+def _inside(path: Path, folders: Sequence[Path]) -> bool:
+    return any(path == f or f in path.parents for f in folders)
+
+
+def list_images(folder: PathLike, *, exclude: Iterable[PathLike] = ()) -> list[Path]:
     """All image files under ``folder``, recursively, sorted.
 
     Files are kept if their suffix is in :data:`IMAGE_EXTENSIONS` and Pillow recognises their header;
     every other file is skipped with one :class:`SkippedFileWarning` naming it. Hidden files and folders
-    (names starting with ".") are skipped silently.
+    (names starting with ".") are skipped silently, and so is everything inside the ``exclude`` folders
+    (e.g. an output folder inside the input folder).
 
     Raises:
         ImageError: ``folder`` is missing or not a directory.
@@ -375,9 +390,12 @@ def list_images(folder: PathLike) -> list[Path]:
         raise ImageError(f"{folder}: no such folder")
     if not folder.is_dir():
         raise ImageError(f"{folder}: not a folder (load_image() reads a single file)")
+    excluded = [Path(f).expanduser().resolve() for f in exclude]
     images = []
     for path in sorted(folder.rglob("*")):
         if any(part.startswith(".") for part in path.relative_to(folder).parts) or not path.is_file():
+            continue
+        if excluded and _inside(path.resolve(), excluded):
             continue
         reason = _why_not_image(path)
         if reason is None:

@@ -21,7 +21,8 @@ at the bottom/right (those rows come from the encoder's padding beyond the image
 geometry exact) and resizes bilinearly where the output is smaller (a stretch of less than ``s`` pixels).
 
 **Precision.** ``precision="bf16"`` / ``"fp16"`` runs the encoder and decoder under ``torch.autocast`` on the
-model's device (CPU autocast supports both; bf16 uses AMX / AVX512-BF16 where the CPU has them). The
+model's device (CPU autocast supports both; bf16 uses AMX / AVX512-BF16 where the CPU has them, and is
+emulated and much slower than fp32 on CPUs without them: :func:`adain.devices.resolve_precision` picks). The
 statistics, AdaIN, colour preservation and the output are float32 (colour ops run with autocast disabled).
 
 **Memory format.** By default (``channels_last=True``) the networks and their inputs use the channels-last
@@ -201,6 +202,12 @@ class AdaINModel(nn.Module):
 
     # ---- building blocks -------------------------------------------------------------------------------
 
+    def _encode(self, images: Tensor) -> Tensor:
+        """AdaIN-layer features ``[B, C, h, w]`` of ``[B, 3, H, W]``, any non-empty size (styles)."""
+        x = self._layout(images.to(self.device))
+        with self._autocast():
+            return self.encoder(x, layers=self.encoder.adain_layer)[self.encoder.adain_layer]
+
     def encode(self, images: Tensor) -> Tensor:
         """AdaIN-layer features: images ``[B, 3, H, W]`` in [0, 1] → ``[B, C, h, w]``.
 
@@ -210,9 +217,7 @@ class AdaINModel(nn.Module):
             ImageTooSmallError: too small for the encoder (or for the decoder: the features need at least
                 2×2 positions for its reflection padding).
         """
-        x = self._layout(images.to(self.device))
-        with self._autocast():
-            feats = self.encoder(x, layers=self.encoder.adain_layer)[self.encoder.adain_layer]
+        feats = self._encode(images)
         h, w = feats.shape[-2:]
         if h < 2 or w < 2:
             raise ImageTooSmallError(
@@ -239,7 +244,8 @@ class AdaINModel(nn.Module):
         """Per-channel statistics of a style image's AdaIN-layer features, to reuse across contents.
 
         Args:
-            style: ``[3, H, W]`` or ``[B_s, 3, H, W]`` in [0, 1] (any size).
+            style: ``[3, H, W]`` or ``[B_s, 3, H, W]`` in [0, 1], any size for which the encoder's AdaIN
+                layer is non-empty (a style never goes through the decoder).
 
         Returns:
             :class:`~adain.ops.StyleStats`, float32 ``[B_s, C, 1, 1]`` each (the public port's convention:
@@ -248,7 +254,7 @@ class AdaINModel(nn.Module):
         """
         s, _ = _as_batch(style, "style")
         with torch.no_grad():
-            feats = self.encode(s)
+            feats = self._encode(s)  # only statistics are taken: no decoder size limit
             with self._exact():
                 stats = style_stats(feats)
         return StyleStats(stats.mean.float(), stats.std.float())

@@ -7,15 +7,14 @@ and a description of how a state dict differs from what a module expects.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from .atomic import atomic_write
 from .errors import AdainError
 
 __all__ = ["atomic_torch_save", "listing", "safe_torch_load", "state_dict_problems"]
@@ -58,22 +57,11 @@ def safe_torch_load(path: str | os.PathLike[str], what: str, error: type[AdainEr
 def atomic_torch_save(obj: object, path: str | os.PathLike[str]) -> Path:
     """``torch.save`` to a temporary file beside ``path``, fsync, then rename over ``path``.
 
-    A crash or signal mid-write leaves the previous file (if any) intact. Parent folders are created.
+    A crash or signal mid-write leaves the previous file (if any) intact; the file gets the umask's mode,
+    and temporary files orphaned by killed earlier writes are removed (:func:`adain.atomic.atomic_write`).
+    Parent folders are created.
     """
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def state_dict_problems(expected: Mapping[str, Tensor], provided: Mapping[str, Tensor]) -> list[str]:

@@ -106,19 +106,21 @@ def test_folder_mode_reports_bad_inputs_and_runs_the_rest(
     err = capsys.readouterr().err
     assert "notes.jpg" in err and "truncated.jpg" in err and "truncated" in err
     assert "Traceback" not in err
-    assert "4 of 6 image(s) written" in err
+    assert "4 of 6 image(s) written" in err and "2 failed" in err and "1 file(s) skipped" in err
+    assert "FAILED skipping" not in err
 
 
 def test_interpolation_with_weights_and_masks_gives_one_output(paper_images, decoder_file, tmp_path) -> None:
     out = tmp_path / "out"
-    styles = f"{paper_images.style / 'asheville.jpg'},{paper_images.style / 'mondrian.jpg'}"
     content = str(paper_images.content / "newyork.jpg")
     args = [
         "stylize",
         "--content",
         content,
         "--style",
-        styles,
+        str(paper_images.style / "asheville.jpg"),
+        "--style",
+        str(paper_images.style / "mondrian.jpg"),
         "--output",
         str(out),
         *SIZE,
@@ -134,7 +136,7 @@ def test_interpolation_with_weights_and_masks_gives_one_output(paper_images, dec
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--style-weights", "1,2"], "one weight per comma-separated style"),
+        (["--style-weights", "1,2"], "one weight per --style file"),
         (["--alpha", "1.5"], "--alpha must lie in [0, 1]"),
         (["--mask", "a.png", "b.png"], "does not exist"),
         (["--ext", "xyz"], "cannot write .xyz"),

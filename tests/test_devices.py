@@ -16,3 +16,36 @@ def test_resolve_device() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda:0")
+
+
+AVX2_ONLY = (
+    "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nflags\t\t: fpu sse2 avx avx2 fma\n"
+)
+SAPPHIRE = "processor\t: 0\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+
+
+def test_cpu_native_bf16_is_read_from_the_flags() -> None:
+    from adain.devices import cpu_has_native_bf16
+
+    assert not cpu_has_native_bf16(AVX2_ONLY)
+    assert cpu_has_native_bf16(SAPPHIRE)
+    assert cpu_has_native_bf16("flags : avx2 avx512_bf16\n")
+    assert not cpu_has_native_bf16("model name : amx_bf16 in a name is not a flag\nflags : avx2\n")
+    assert not cpu_has_native_bf16("")
+
+
+def test_resolve_precision_auto_and_the_slow_bf16_warning() -> None:
+    import warnings
+
+    from adain.devices import PrecisionWarning, resolve_precision
+
+    assert resolve_precision("auto", "cpu", cpuinfo_text=AVX2_ONLY) == "fp32"
+    assert resolve_precision("auto", "cpu", cpuinfo_text=SAPPHIRE) == "bf16"
+    with pytest.warns(PrecisionWarning, match="9× slower"):
+        assert resolve_precision("bf16", "cpu", cpuinfo_text=AVX2_ONLY) == "bf16"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_precision("bf16", "cpu", cpuinfo_text=SAPPHIRE) == "bf16"
+        assert resolve_precision("fp32", "cpu", cpuinfo_text=AVX2_ONLY) == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of auto"):
+        resolve_precision("fp64", "cpu")
