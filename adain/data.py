@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,13 +79,25 @@ class ImageFolder(Dataset):
         folder: searched recursively (:func:`adain.io.list_images`).
         image_size: shorter side after resizing.
         crop_size: side of the square crop (``≤ image_size``).
+        augment: draws the crop instead of a plain random crop (e.g. :class:`adain.augment.StyleAugment`:
+            scale crops and colour changes), from the same seeded generator.
+        cache: keep each decoded, resized image in memory (as uint8: about ``3 · image_size² · 1.5``
+            bytes per image), so an image is decoded once per process rather than at every draw.
 
     Raises:
         ImageError: missing folder, or a folder with no usable image (the message names it).
         ValueError: ``crop_size > image_size`` or non-positive sizes.
     """
 
-    def __init__(self, folder: PathLike, image_size: int = 512, crop_size: int = 256) -> None:
+    def __init__(
+        self,
+        folder: PathLike,
+        image_size: int = 512,
+        crop_size: int = 256,
+        *,
+        augment: Callable[[Tensor, int, torch.Generator], Tensor] | None = None,
+        cache: bool = False,
+    ) -> None:
         if image_size < 1 or crop_size < 1 or crop_size > image_size:
             raise ValueError(f"need 1 ≤ crop_size ≤ image_size; got crop {crop_size}, image {image_size}")
         self.folder = Path(folder).expanduser()
@@ -94,6 +106,8 @@ class ImageFolder(Dataset):
         if not self.paths:
             raise ImageError(f"{self.folder}: no usable image in this folder (searched recursively)")
         self._bad: set[int] = set()
+        self.augment = augment
+        self._cache: dict[int, Tensor] | None = {} if cache else None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -102,13 +116,19 @@ class ImageFolder(Dataset):
         """File ``index`` resized (``[3, H, W]``), or ``None`` (and one warning) if it cannot be decoded."""
         if index in self._bad:
             return None
+        if self._cache is not None and index in self._cache:
+            return self._cache[index].float() / 255
         path = self.paths[index]
         try:
-            return load_image(path, size=self.image_size)
+            image = load_image(path, size=self.image_size)
         except ImageError as e:
             self._bad.add(index)
             warnings.warn(f"skipping an undecodable image: {e}", SkippedFileWarning, stacklevel=2)
             return None
+        if self._cache is not None:  # the cached copy is 8-bit, as the file was: store and reload it so
+            self._cache[index] = (image * 255).round().to(torch.uint8)  # cached and fresh draws agree
+            return self._cache[index].float() / 255
+        return image
 
     def __getitem__(self, key: tuple[int, int] | int) -> Tensor:
         index, seed = (key, 0) if isinstance(key, int) else key
@@ -117,6 +137,8 @@ class ImageFolder(Dataset):
             image = self.load((int(index) + step) % n)
             if image is not None:
                 generator = torch.Generator().manual_seed(int(seed))
+                if self.augment is not None:
+                    return self.augment(image, self.crop_size, generator)
                 return random_crop(image, self.crop_size, generator).contiguous()
         raise ImageError(f"{self.folder}: none of its {n} image file(s) could be decoded")
 

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from adain.decoders import Decoder, build_decoder, decoder_names
-from adain.encoders import build_encoder
+from adain.encoders import DEFAULT_WEIGHTS, build_encoder
 from adain.errors import CheckpointError
 from adain.model import AdaINModel, Precision
 from adain.torchfiles import atomic_torch_save, listing, safe_torch_load, state_dict_problems
@@ -236,8 +236,7 @@ def build_model(
     encoder_name: str,
     decoder_path: PathLike,
     *,
-    encoder_weights: PathLike | None = None,
-    pretrained: bool = True,
+    encoder_weights: PathLike | None = DEFAULT_WEIGHTS,
     precision: Precision = "fp32",
     device: torch.device | str = "cpu",
 ) -> AdaINModel:
@@ -246,23 +245,23 @@ def build_model(
     Args:
         encoder_name: registry name (``vgg19``, ``vgg19_normalised``, ``mobilenet_v2``).
         decoder_path: model file or raw decoder state dict.
-        encoder_weights: encoder state-dict file (default: the encoder's pretrained weights).
-        pretrained: ``False`` gives a *randomly initialised* encoder (for tests and benchmarks only).
+        encoder_weights: ``"DEFAULT"`` for the encoder's pretrained weights, an encoder weights file, or
+            ``None`` for a *randomly initialised* encoder (tests and benchmarks only); see
+            :func:`adain.encoders.build_encoder`.
         precision, device: see :class:`~adain.model.AdaINModel`.
 
     Raises:
         CheckpointError: decoder file problems. WeightsError: encoder weights missing or not matching.
     """
     decoder = load_decoder(decoder_path, encoder_name)
-    encoder = build_encoder(encoder_name, pretrained=pretrained, weights=encoder_weights)
+    encoder = build_encoder(encoder_name, weights=encoder_weights)
     return AdaINModel(encoder, decoder, precision=precision).to(device)
 
 
 def load_model(
     path: PathLike,
     *,
-    encoder_weights: PathLike | None = None,
-    pretrained: bool = True,
+    encoder_weights: PathLike | None = DEFAULT_WEIGHTS,
     precision: Precision = "fp32",
     device: torch.device | str = "cpu",
 ) -> AdaINModel:
@@ -273,5 +272,5 @@ def load_model(
     """
     mf = read_model_file(path)
     decoder = _decoder_from_state(mf.decoder_state, mf.encoder_name, mf.path)
-    encoder = build_encoder(mf.encoder_name, pretrained=pretrained, weights=encoder_weights)
+    encoder = build_encoder(mf.encoder_name, weights=encoder_weights)
     return AdaINModel(encoder, decoder, precision=precision).to(device)

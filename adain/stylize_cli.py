@@ -7,7 +7,7 @@ Examples::
     adain stylize --content c.jpg --style a.jpg --style b.jpg --style-weights 1,2   # interpolation
     adain stylize --content c.jpg --style a.jpg b.jpg --mask fg.png bg.png   # spatial control
     adain stylize --content c.jpg --style a.jpg --preserve-color luminance --alpha 0.8
-    adain stylize ... --encoder vgg19_normalised --weights vgg_normalised.pth --decoder decoder.pth
+    adain stylize ... --encoder vgg19_normalised --encoder-weights vgg_normalised.pth --decoder decoder.pth
 
 Outputs are ``<content>_stylized_<style>.<ext>`` (styles of an interpolation joined with ``+``) in
 ``--output``, under the content's sub-folder of ``--content``; names that would clash are made unique
@@ -41,6 +41,7 @@ from tqdm import tqdm
 from adain.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from adain.decoders import decoder_names
 from adain.devices import PRECISION_CHOICES, PrecisionWarning, resolve_device, resolve_precision
+from adain.encoders import DEFAULT_WEIGHTS
 from adain.errors import AdainError, OutputError
 from adain.io import DEFAULT_MAX_PIXELS, SkippedFileWarning, list_images, load_image, save_image, target_size
 from adain.memory import available_memory, estimate_stylize_bytes, largest_shorter_side
@@ -153,7 +154,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     model = p.add_argument_group("model (default: the model file shipped with the package)")
     model.add_argument("--model", metavar="FILE", help="model file (encoder name + decoder weights)")
     model.add_argument("--encoder", choices=decoder_names(), help="encoder for a raw --decoder state dict")
-    model.add_argument("--weights", metavar="FILE", help="encoder weights (default: its pretrained weights)")
+    model.add_argument(
+        "--encoder-weights", metavar="FILE", help="encoder weights file (default: its pretrained weights)"
+    )
     model.add_argument(
         "--decoder", metavar="FILE", help="raw decoder state dict (e.g. the port's decoder.pth)"
     )
@@ -398,10 +401,10 @@ def _check_memory(args: argparse.Namespace, job: _Job, model: AdaINModel, device
 
 def _model(args: argparse.Namespace, device: torch.device, precision: str) -> AdaINModel:
     """Build the model from --model / --encoder --decoder / the default model file."""
-    pretrained = not args.random_encoder
-    if args.random_encoder and args.weights:
-        raise UsageError("--random-encoder and --weights contradict each other; pick one")
-    common = {"encoder_weights": args.weights, "pretrained": pretrained, "precision": precision}
+    if args.random_encoder and args.encoder_weights:
+        raise UsageError("--random-encoder and --encoder-weights contradict each other; pick one")
+    weights = None if args.random_encoder else (args.encoder_weights or DEFAULT_WEIGHTS)
+    common = {"encoder_weights": weights, "precision": precision}
     if args.model and args.decoder:
         raise UsageError("give either --model FILE or --encoder NAME --decoder FILE, not both")
     if args.decoder:
@@ -417,9 +420,10 @@ def _model(args: argparse.Namespace, device: torch.device, precision: str) -> Ad
             raise UsageError(
                 f"no model given, and the package's default model {path} is missing (reinstall "
                 "adain-mmd to restore it). Pass "
-                "--model FILE (a model file), or --encoder NAME [--weights FILE] --decoder FILE (a raw "
+                "--model FILE (a model file), or --encoder NAME [--encoder-weights FILE] --decoder FILE "
+                "(a raw "
                 "decoder state dict such as the PyTorch AdaIN port's decoder.pth with --encoder "
-                "vgg19_normalised --weights vgg_normalised.pth)"
+                "vgg19_normalised --encoder-weights vgg_normalised.pth)"
             )
     if args.encoder:
         read_model_file(path, encoder_name=args.encoder)  # CheckpointError on mismatch

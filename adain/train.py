@@ -68,7 +68,7 @@ from adain.data import ImageFolder, InfiniteSampler, center_crop, derive_seed
 from adain.decoders import Decoder, build_decoder
 from adain.devices import resolve_device
 from adain.distributed import Distributed
-from adain.encoders import FeatureEncoder, build_encoder
+from adain.encoders import DEFAULT_WEIGHTS, FeatureEncoder, build_encoder
 from adain.errors import AdainError, CheckpointError
 from adain.io import load_image, save_image
 from adain.model import PRECISIONS, autocast_context
@@ -380,8 +380,8 @@ class Trainer:
         c = self.config
         if not c.pretrained:
             with _seeded_global_rng(c.seed + 1):
-                return build_encoder(c.encoder, pretrained=False)
-        return build_encoder(c.encoder, pretrained=True, weights=c.encoder_weights)
+                return build_encoder(c.encoder, weights=None)
+        return build_encoder(c.encoder, weights=c.encoder_weights or DEFAULT_WEIGHTS)
 
     # ---- paths -----------------------------------------------------------------------------------------
 

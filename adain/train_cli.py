@@ -81,7 +81,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     model = p.add_argument_group("model and losses")
     model.add_argument("--encoder", choices=decoder_names(), default=d.encoder, help="default %(default)s")
-    model.add_argument("--weights", metavar="FILE", help="encoder weights (default: its pretrained ones)")
+    model.add_argument(
+        "--encoder-weights", metavar="FILE", help="encoder weights file (default: its pretrained ones)"
+    )
     model.add_argument(
         "--random-encoder",
         action="store_true",
@@ -170,7 +172,7 @@ def _training_fields(args: argparse.Namespace) -> dict[str, object]:
     layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
     return {
         "encoder": args.encoder,
-        "encoder_weights": str(args.weights) if args.weights else None,
+        "encoder_weights": str(args.encoder_weights) if args.encoder_weights else None,
         "pretrained": not args.random_encoder,
         "style_loss": args.style_loss,
         "kernel": args.kernel,
@@ -203,8 +205,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """
     if not args.content_dir or not args.style_dir:
         raise UsageError("--content-dir and --style-dir are required (unless --resume)")
-    if args.random_encoder and args.weights:
-        raise UsageError("--random-encoder and --weights contradict each other; pick one")
+    if args.random_encoder and args.encoder_weights:
+        raise UsageError("--random-encoder and --encoder-weights contradict each other; pick one")
     config = TrainConfig(content_dir=str(args.content_dir), style_dir=str(args.style_dir))
     for key, value in {**_training_fields(args), **_overrides(args)}.items():
         setattr(config, key, value)

@@ -50,7 +50,7 @@ def bench_encoder_network(name: str) -> tuple[torch.nn.Module, str]:
     path = SHARED_WEIGHTS.get(name)
     if path is not None and path.is_file():
         return build_encoder(name, weights=path), f"ImageNet weights from {path.name}"
-    return build_encoder(name, pretrained=False), "random weights"
+    return build_encoder(name, weights=None), "random weights"
 
 
 def cpu_flags() -> set[str]:

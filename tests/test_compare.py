@@ -38,7 +38,7 @@ def test_cross_evaluate_anchors_and_identity(tmp_path) -> None:
     """The style image scores 0 on every style loss, the content image (the reference) 1 on every style
     loss and 0 on content; gram and mmd-poly2 rows agree (the identity)."""
     torch.manual_seed(0)  # only the random initialisation of this test network
-    encoder = build_encoder("mobilenet_v2", pretrained=False).double().eval()
+    encoder = build_encoder("mobilenet_v2", weights=None).double().eval()
     g = torch.Generator().manual_seed(1)
     content = torch.rand(3, 32, 32, generator=g, dtype=torch.float64)
     style = torch.rand(3, 32, 32, generator=g, dtype=torch.float64) ** 2

@@ -77,7 +77,7 @@ def test_port_decoder_state_dict_loads_strict(tmp_path: Path) -> None:
     [("vgg19", 512, 8), ("vgg19_normalised", 512, 8), ("mobilenet_v2", 96, 16)],
 )
 def test_decoder_fits_encoder_and_upsamples_by_stride(name: str, channels: int, stride: int) -> None:
-    enc = build_encoder(name, pretrained=False)
+    enc = build_encoder(name, weights=None)
     dec = build_decoder(name)
     assert dec.in_channels == enc.channels[enc.adain_layer] == channels
     assert dec.stride == enc.strides[enc.adain_layer] == stride

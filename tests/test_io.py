@@ -61,7 +61,7 @@ def write_png_rgb16(path: Path, pixels: np.ndarray) -> None:
 
 @pytest.fixture(scope="module")
 def vgg() -> torch.nn.Module:
-    return build_encoder("vgg19", pretrained=False)
+    return build_encoder("vgg19", weights=None)
 
 
 # ---- pixel modes -----------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from adain.ops import StyleStats
 
 def _model(name: str, seed: int = 0) -> AdaINModel:
     torch.manual_seed(seed)
-    return AdaINModel(build_encoder(name, pretrained=False), build_decoder(name))
+    return AdaINModel(build_encoder(name, weights=None), build_decoder(name))
 
 
 @pytest.fixture(scope="module", params=["vgg19", "vgg19_normalised", "mobilenet_v2"])
@@ -111,7 +111,7 @@ def test_fit_to_size_crops_larger_and_resizes_smaller() -> None:
 
 def test_model_errors(images: dict) -> None:
     with pytest.raises(ValueError, match="does not fit encoder"):
-        AdaINModel(build_encoder("mobilenet_v2", pretrained=False), build_decoder("vgg19"))
+        AdaINModel(build_encoder("mobilenet_v2", weights=None), build_decoder("vgg19"))
     model = _model("vgg19")
     with pytest.raises(ImageTooSmallError):
         model.stylize(torch.rand(3, 12, 40), images["style_a"])
@@ -148,11 +148,11 @@ def test_model_file_round_trip(tmp_path: Path) -> None:
     assert raw["format_version"] == FORMAT_VERSION and raw["encoder"] == "mobilenet_v2"
     mf = read_model_file(path, encoder_name="mobilenet_v2")
     assert mf.config == config and mf.encoder_name == "mobilenet_v2"
-    loaded = load_model(path, pretrained=False)
+    loaded = load_model(path, encoder_weights=None)
     for k, v in model.decoder.state_dict().items():
         assert torch.equal(loaded.decoder.state_dict()[k], v)
     assert loaded.encoder_name == "mobilenet_v2"
-    again = build_model("mobilenet_v2", path, pretrained=False)
+    again = build_model("mobilenet_v2", path, encoder_weights=None)
     assert torch.equal(again.decoder[1].weight, model.decoder[1].weight)
 
 
@@ -179,7 +179,7 @@ def test_mismatched_model_files_raise_checkpoint_error(tmp_path: Path) -> None:
     for name, obj in cases.items():
         torch.save(obj, tmp_path / name)
         with pytest.raises(CheckpointError, match=expected[name]) as info:
-            load_model(tmp_path / name, pretrained=False)
+            load_model(tmp_path / name, encoder_weights=None)
         assert name in str(info.value)
 
     wrong_shape = build_decoder("vgg19").state_dict()
@@ -188,7 +188,7 @@ def test_mismatched_model_files_raise_checkpoint_error(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"wrong shapes: 28\.weight"):
         load_decoder(tmp_path / "raw.pth", "vgg19")
     with pytest.raises(CheckpointError, match="raw state dict"):
-        load_model(tmp_path / "raw.pth", pretrained=False)
+        load_model(tmp_path / "raw.pth", encoder_weights=None)
     (tmp_path / "text.pth").write_text("not a checkpoint")
     (tmp_path / "empty.pth").write_bytes(b"")
     for name, message in [

@@ -23,7 +23,7 @@ LAYERS = {"s2": 0.5, "s4": 0.3, "s8": 0.2}
 def encoder64() -> torch.nn.Module:
     """A random-weights MobileNetV2 (it has batch norms) in float64."""
     torch.manual_seed(0)  # only the random initialisation of this test network
-    return build_encoder("mobilenet_v2", pretrained=False).double()
+    return build_encoder("mobilenet_v2", weights=None).double()
 
 
 def _images(dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
