@@ -46,14 +46,16 @@ def random_scale_crop(image: Tensor, size: int, generator: torch.Generator, max_
     if min(h, w) < size:
         raise ValueError(f"cannot crop {size}×{size} from an image of {h}×{w}")
     largest = min(h, w, int(max_scale * size))
-    side = int(round(math.exp(_uniform(generator, math.log(size), math.log(largest)))))
+    side = round(math.exp(_uniform(generator, math.log(size), math.log(largest))))
     side = max(size, min(side, largest))
     top = int(torch.randint(0, h - side + 1, (1,), generator=generator))
     left = int(torch.randint(0, w - side + 1, (1,), generator=generator))
     crop = image[..., top : top + side, left : left + side]
     if side == size:
         return crop.contiguous()
-    resized = F.interpolate(crop[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    resized = F.interpolate(
+        crop[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )
     return resized[0].clamp(0, 1)
 
 

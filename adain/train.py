@@ -64,6 +64,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 import mmd
+from adain.augment import StyleAugment
 from adain.data import ImageFolder, InfiniteSampler, center_crop, derive_seed
 from adain.decoders import Decoder, build_decoder
 from adain.devices import resolve_device
@@ -72,7 +73,7 @@ from adain.encoders import DEFAULT_WEIGHTS, FeatureEncoder, build_encoder
 from adain.errors import AdainError, CheckpointError
 from adain.io import load_image, save_image
 from adain.model import PRECISIONS, autocast_context
-from adain.modelfile import save_model_file
+from adain.modelfile import read_model_file, save_model_file
 from adain.ops import adaptive_instance_norm
 from adain.torchfiles import atomic_torch_save, safe_torch_load, state_dict_problems
 
@@ -123,7 +124,12 @@ class TrainConfig:
     afresh at every iteration from a generator seeded by ``(seed, iteration)`` and shared by the batch and
     by every process, so resume and multi-process runs stay exact; it makes a kernel MMD, whose cost is
     quadratic in the positions, affordable at the large early layers. ``pretrained=False`` gives a random
-    encoder (tests and benchmarks only).
+    encoder (tests and benchmarks only). ``style_augment`` draws style crops through
+    :class:`adain.augment.StyleAugment` (crops at several scales, hue and saturation changes) instead of
+    plain random crops; ``cache_images`` keeps decoded, resized images in memory (:class:`ImageFolder`);
+    ``channels_last`` runs the networks in that memory format (faster convolutions on the CPU);
+    ``init_decoder`` starts the decoder from a model file or a training checkpoint (a warm start, e.g. the
+    next stage of a staged schedule) instead of its random initialisation.
     """
 
     content_dir: str
@@ -157,9 +163,13 @@ class TrainConfig:
     precision: str = "fp32"
     num_samples: int = 4
     progress: bool = True
+    style_augment: bool = False
+    cache_images: bool = False
+    channels_last: bool = False
+    init_decoder: str | None = None
 
     #: fields a resumed run may change (they do not change the trajectory)
-    RUN_FIELDS = ("output", "iterations", "checkpoint_every", "workers", "device", "progress")
+    RUN_FIELDS = ("output", "iterations", "checkpoint_every", "workers", "device", "progress", "cache_images")
 
     def validate(self) -> None:
         """Raise ``ValueError`` for inconsistent values."""
@@ -226,6 +236,27 @@ def build_style_loss(config: TrainConfig) -> mmd.StyleLoss:
     else:
         raise ValueError(f"unknown kernel {config.kernel!r}; choose linear, poly or gaussian")
     return mmd.style_loss("mmd", kernel=kernel)
+
+
+def initial_decoder_state(path: str | Path, decoder: Decoder, encoder_name: str) -> dict[str, Tensor]:
+    """Decoder weights to start a run from: a training checkpoint's decoder, or a model file's.
+
+    Raises:
+        CheckpointError: unreadable file, another encoder's decoder, or weights that do not fit.
+    """
+    obj = safe_torch_load(path, "decoder to start from", CheckpointError)
+    if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
+        trained_for = obj.get("config", {}).get("encoder")
+        state = obj.get("decoder")
+    else:
+        model = read_model_file(path)
+        trained_for, state = model.encoder_name, model.decoder_state
+    if trained_for != encoder_name:
+        raise CheckpointError(f"{path} holds a decoder for encoder {trained_for!r}, not {encoder_name!r}")
+    problems = state_dict_problems(decoder.state_dict(), state)
+    if problems:
+        raise CheckpointError(f"{path}: the decoder does not fit: {'; '.join(problems)}")
+    return dict(state)
 
 
 def default_style_layers(encoder: FeatureEncoder) -> list[str]:
@@ -344,11 +375,26 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         self.output = Path(config.output).expanduser()
-        self.content_data = ImageFolder(config.content_dir, config.image_size, config.crop_size)
-        self.style_data = ImageFolder(config.style_dir, config.image_size, config.crop_size)
+        self.content_data = ImageFolder(
+            config.content_dir, config.image_size, config.crop_size, cache=config.cache_images
+        )
+        self.style_data = ImageFolder(
+            config.style_dir,
+            config.image_size,
+            config.crop_size,
+            augment=StyleAugment() if config.style_augment else None,
+            cache=config.cache_images,
+        )
         self.encoder = self._build_encoder().to(self.device)
         with _seeded_global_rng(config.seed):
             self.decoder: Decoder = build_decoder(config.encoder).to(self.device)
+        if config.init_decoder:
+            self.decoder.load_state_dict(
+                initial_decoder_state(config.init_decoder, self.decoder, config.encoder)
+            )
+        if config.channels_last:
+            self.encoder.to(memory_format=torch.channels_last)
+            self.decoder.to(memory_format=torch.channels_last)
         self.layers = list(config.layers) if config.layers else default_style_layers(self.encoder)
         unknown = [name for name in self.layers if name not in self.encoder.layer_names]
         if unknown:
@@ -689,6 +735,9 @@ class Trainer:
                         group["lr"] = lr
                     content = next(contents).to(self.device, non_blocking=True)
                     style = next(styles).to(self.device, non_blocking=True)
+                    if c.channels_last:
+                        content = content.contiguous(memory_format=torch.channels_last)
+                        style = style.contiguous(memory_format=torch.channels_last)
                     loss_c, loss_s = self.losses(content, style)
                     total = c.content_weight * loss_c + c.style_weight * loss_s
                     values = self._combined((loss_c, loss_s, total), signals, stop)

@@ -78,6 +78,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument("--image-size", type=_positive_int, default=d.image_size, help="shorter side (512)")
     data.add_argument("--crop-size", type=_positive_int, default=d.crop_size, help="random crop (256)")
     data.add_argument("--workers", type=int, default=None, help="data-loading processes (default 0)")
+    data.add_argument(
+        "--style-augment", action="store_true", help="style crops at several scales, hue/saturation changes"
+    )
+    data.add_argument("--cache-images", action="store_true", help="keep decoded images in memory")
 
     model = p.add_argument_group("model and losses")
     model.add_argument("--encoder", choices=decoder_names(), default=d.encoder, help="default %(default)s")
@@ -90,6 +94,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="for tests/benchmarks only: a random (seeded) encoder; the decoder learns nothing useful",
     )
     model.add_argument("--style-loss", choices=("meanstd", "gram", "mmd"), default=d.style_loss)
+    model.add_argument(
+        "--init-decoder", metavar="FILE", help="start from this model file's or checkpoint's decoder"
+    )
+    model.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     model.add_argument("--kernel", choices=("linear", "poly", "gaussian"), default=d.kernel, help="for mmd")
     model.add_argument("--degree", type=int, default=d.degree, help="poly kernel degree (2)")
     model.add_argument("--gamma", type=float, default=d.gamma, help="poly kernel gamma (1)")
@@ -160,6 +168,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "device": args.device,
         "content_dir": args.content_dir,
         "style_dir": args.style_dir,
+        "cache_images": args.cache_images or None,
     }
     out: dict[str, object] = {k: v for k, v in given.items() if v is not None}
     out["output"] = args.output
@@ -194,6 +203,9 @@ def _training_fields(args: argparse.Namespace) -> dict[str, object]:
         "seed": args.seed,
         "precision": args.precision,
         "num_samples": args.samples,
+        "style_augment": args.style_augment,
+        "channels_last": args.channels_last,
+        "init_decoder": str(args.init_decoder) if args.init_decoder else None,
     }
 
 

@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> None:
                 for depth in ("adain", "deepest"):
                     layer = enc.adain_layer if depth == "adain" else enc.layer_names[-1]
                     for layout, x in layouts.items():
-                        model = enc.to(memory_format=torch.channels_last) if layout == "channels_last" else enc
+                        model = (
+                            enc.to(memory_format=torch.channels_last) if layout == "channels_last" else enc
+                        )
                         start = time.perf_counter()
                         model(x, layers=layer)
                         times.setdefault((name, depth, layout), []).append(time.perf_counter() - start)

@@ -87,10 +87,14 @@ def main(argv: list[str] | None = None) -> None:
     with open(args.output / "taps.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["tap", "mean_relative_change", "min", "max", "draws"])
-        print(f"relative feature change under ±gap/2 weight noise ({args.seeds} seeds × {len(images)} images)")
+        print(
+            f"relative feature change under ±gap/2 weight noise ({args.seeds} seeds × {len(images)} images)"
+        )
         for tap in encoder.layer_names:
             values = torch.tensor([r[3] for r in rows if r[2] == tap])
-            writer.writerow([tap, float(values.mean()), float(values.min()), float(values.max()), len(values)])
+            writer.writerow(
+                [tap, float(values.mean()), float(values.min()), float(values.max()), len(values)]
+            )
             print(f"  {tap:8s} mean {values.mean():.2e}  range [{values.min():.2e}, {values.max():.2e}]")
     print(f"wrote {args.output}/layers.csv and taps.csv")
 

@@ -62,7 +62,9 @@ def test_image_folder_with_augment_and_cache(tmp_path: Path, write_random_images
     write_random_images(tmp_path / "imgs", 3, seed=0)
     plain = ImageFolder(tmp_path / "imgs", image_size=40, crop_size=24)
     cached = ImageFolder(tmp_path / "imgs", image_size=40, crop_size=24, cache=True)
-    augmented = ImageFolder(tmp_path / "imgs", image_size=40, crop_size=24, augment=StyleAugment(), cache=True)
+    augmented = ImageFolder(
+        tmp_path / "imgs", image_size=40, crop_size=24, augment=StyleAugment(), cache=True
+    )
     for i in range(3):
         torch.testing.assert_close(cached[(i, 7)], plain[(i, 7)], atol=0.5 / 255, rtol=0)
         assert torch.equal(cached[(i, 7)], cached[(i, 7)])  # first (decoded) and second (cached) draw agree

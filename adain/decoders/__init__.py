@@ -3,7 +3,8 @@
 >>> decoder = build_decoder("vgg19_normalised")   # the original release's layout: decoder.pth loads as is
 >>> image = decoder(features)                      # [B, 512, h, w] → [B, 3, 8h, 8w]
 
-* ``vgg19`` / ``vgg19_normalised``: :class:`VGGDecoder` (exactly the public PyTorch port's ``decoder``).
+* ``vgg19_caffe`` / ``vgg19_caffe_normalised`` / ``vgg19`` / ``vgg19_normalised``: :class:`VGGDecoder`
+  (exactly the public PyTorch port's ``decoder``, the mirror of VGG-19 up to ``relu4_1``).
 * ``mobilenet_v2``: :class:`MobileNetV2Decoder` (mirror of MobileNetV2 from ``s16``).
 
 Decoders are randomly initialised (PyTorch's default init); weights come from a model file
@@ -33,6 +34,8 @@ __all__ = [
 
 _REGISTRY: Mapping[str, Callable[[], Decoder]] = MappingProxyType(
     {
+        "vgg19_caffe": lambda: VGGDecoder("vgg19_caffe"),
+        "vgg19_caffe_normalised": lambda: VGGDecoder("vgg19_caffe_normalised"),
         "vgg19": lambda: VGGDecoder("vgg19"),
         "vgg19_normalised": lambda: VGGDecoder("vgg19_normalised"),
         "mobilenet_v2": MobileNetV2Decoder,

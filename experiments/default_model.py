@@ -1,0 +1,222 @@
+"""The shipped default model: its data split, its staged training, and its report on held-out pairs.
+
+    python -m experiments.default_model prepare    # split folders (symbolic links) under [data] work
+    python -m experiments.default_model train [--iterations N] [--stage NAME]   # runs or resumes a stage
+    python -m experiments.default_model report --model FILE [--output DIR]      # held-out evaluation
+
+Everything is read from ``experiments/configs/default_model.toml`` (``--config`` for another file):
+
+* ``prepare``: ``WORK/content`` links every training content image (the Debian wallpapers of
+  ``python -m experiments.training_data``); ``WORK/style`` links the paper's styles that are not held out
+  plus the wallpapers of ``extra_style_folders``; ``WORK/heldout_style`` links the held-out styles.
+  The paper's content photos are never trained on: they are the held-out contents.
+* ``train``: one ``adain train`` run per ``[[stage]]`` into ``WORK/<stage name>``; a stage after the first
+  starts from the previous stage's checkpoint (``--init-decoder``). A run that has a checkpoint is
+  resumed exactly (``--resume``), so the command can be repeated until ``iterations`` is reached.
+* ``report``: stylizes every held-out content × held-out style at ``content_size``, scores the outputs
+  with ``../shared/tools/score_stylization.py`` and writes a contact sheet (downscaled to ≤ 256 px per
+  image) and ``scores.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib  # type: ignore[no-redef]
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO / "experiments" / "configs" / "default_model.toml"
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        config = tomllib.load(fh)
+    for key in ("data", "stage", "report"):
+        if key not in config:
+            raise SystemExit(f"{path}: missing [{key}]")
+    return config
+
+
+def _resolve(value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (REPO / path).resolve()
+
+
+def _link_all(files: list[Path], folder: Path) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    for f in files:
+        name = f"{f.parent.name}__{f.name}" if f.parent.name not in ("style", "content") else f.name
+        (folder / name).symlink_to(f)
+    return len(files)
+
+
+def prepare(config: dict[str, Any]) -> Path:
+    """Build the split folders; returns the work folder."""
+    from adain.io import list_images
+
+    data = config["data"]
+    training, paper, work = (_resolve(data[k]) for k in ("training_data", "paper", "work"))
+    held = set(data["held_out_styles"])
+    styles = list_images(paper / "style")
+    missing = held - {p.stem for p in styles}
+    if missing:
+        raise SystemExit(f"held-out styles not found in {paper / 'style'}: {sorted(missing)}")
+    train_styles = [p for p in styles if p.stem not in held]
+    extra = [p for folder in data["extra_style_folders"] for p in list_images(training / "content" / folder)]
+    n_content = _link_all(list_images(training / "content"), work / "content")
+    n_style = _link_all(train_styles + extra, work / "style")
+    n_held = _link_all([p for p in styles if p.stem in held], work / "heldout_style")
+    print(
+        f"{work}: {n_content} contents, {n_style} training styles ({len(train_styles)} paintings + "
+        f"{len(extra)} wallpapers), {n_held} held-out styles; held-out contents: {paper / 'content'}"
+    )
+    return work
+
+
+def train(config: dict[str, Any], stage_name: str | None, iterations: int | None) -> None:
+    """Run or resume one stage (the first unfinished one, or ``stage_name``)."""
+    from adain.train import CHECKPOINT_NAME, load_checkpoint
+
+    work = _resolve(config["data"]["work"])
+    stages = config["stage"]
+    names = [s["name"] for s in stages]
+    if stage_name is not None and stage_name not in names:
+        raise SystemExit(f"no stage {stage_name!r}; stages: {', '.join(names)}")
+    for i, stage in enumerate(stages):
+        if stage_name is not None and stage["name"] != stage_name:
+            continue
+        out = work / stage["name"]
+        total = iterations or int(stage["iterations"])
+        checkpoint = out / CHECKPOINT_NAME
+        if checkpoint.is_file():
+            if load_checkpoint(checkpoint)["iteration"] >= total and stage_name is None:
+                continue
+            command = ["--resume", "--output", str(out), "--iterations", str(total)]
+        else:
+            command = [
+                "--content-dir",
+                str(work / "content"),
+                "--style-dir",
+                str(work / "style"),
+                "--output",
+                str(out),
+                "--iterations",
+                str(total),
+                *stage["args"],
+            ]
+            if i > 0:
+                command += ["--init-decoder", str(work / stages[i - 1]["name"] / CHECKPOINT_NAME)]
+        print("adain train " + " ".join(command), flush=True)
+        sys.exit(subprocess.call([sys.executable, "-m", "adain", "train", *command]))
+    print("every stage has reached its iterations")
+
+
+def report(config: dict[str, Any], model: Path, output: Path) -> None:
+    """Held-out stylizations, their scores and a contact sheet."""
+    from PIL import Image
+
+    data, rep = config["data"], config["report"]
+    paper, work = _resolve(data["paper"]), _resolve(data["work"])
+    images = output / "images"
+    cmd = [
+        sys.executable,
+        "-m",
+        "adain",
+        "stylize",
+        "--content",
+        str(paper / "content"),
+        "--style",
+        str(work / "heldout_style"),
+        "--model",
+        str(model),
+        "--output",
+        str(images),
+        "--overwrite",
+        "--content-size",
+        str(rep["content_size"]),
+        "--style-size",
+        str(rep["style_size"]),
+    ]
+    subprocess.run(cmd, check=True)
+    scorer = paper.parents[1] / "tools" / "score_stylization.py"
+    scored = subprocess.run(
+        [
+            sys.executable,
+            str(scorer),
+            "--outputs",
+            str(images),
+            "--content",
+            str(paper / "content"),
+            "--style",
+            str(work / "heldout_style"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    (output / "scores.txt").write_text(scored)
+    print(scored.splitlines()[-1] if scored else "no scores")
+    rows = []
+    for line in scored.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and "_stylized_" in parts[0]:
+            rows.append(parts[:3])
+    with open(output / "scores.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([["output", "style_ratio", "content_ratio"], *rows])
+    contents = sorted(p.stem for p in (paper / "content").iterdir())
+    styles = sorted(p.stem.split("__")[-1] for p in (work / "heldout_style").iterdir())
+    cell = 128
+    sheet = Image.new("RGB", (cell * (len(styles) + 1), cell * (len(contents) + 1)), "white")
+    for j, s in enumerate(styles):
+        src = next((work / "heldout_style").glob(f"{s}.*"))
+        sheet.paste(_thumb(src, cell), (cell * (j + 1), 0))
+    for i, c in enumerate(contents):
+        sheet.paste(_thumb(next((paper / "content").glob(f"{c}.*")), cell), (0, cell * (i + 1)))
+        for j, s in enumerate(styles):
+            found = list(images.glob(f"{c}_stylized_{s}.*"))
+            if found:
+                sheet.paste(_thumb(found[0], cell), (cell * (j + 1), cell * (i + 1)))
+    sheet.save(output / "contact_sheet.jpg", quality=88)
+    print(f"wrote {output}/contact_sheet.jpg, scores.csv")
+
+
+def _thumb(path: Path, cell: int):
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        return ImageOps.fit(im.convert("RGB"), (cell, cell))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=("prepare", "train", "report"))
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--stage", default=None)
+    parser.add_argument("--iterations", type=int, default=None)
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--output", type=Path, default=Path("runs/default_model_report"))
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    if args.command == "prepare":
+        prepare(config)
+    elif args.command == "train":
+        train(config, args.stage, args.iterations)
+    else:
+        if args.model is None:
+            raise SystemExit("report needs --model FILE")
+        args.output.mkdir(parents=True, exist_ok=True)
+        report(config, args.model, args.output)
+
+
+if __name__ == "__main__":
+    main()
