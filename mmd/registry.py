@@ -23,6 +23,7 @@ come from there). The registries are filled when :mod:`mmd` is imported; nothing
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -98,6 +99,17 @@ def canonical_kernel_name(name: str) -> str:
     return name
 
 
+def kernel_defaults(name: str) -> dict[str, Any]:
+    """The default parameters of a registered kernel factory (so that specs compare in one canonical form:
+    ``{"name": "polynomial"}`` and ``{"name": "polynomial", "degree": 2}`` are the same kernel)."""
+    factory = _KERNELS[canonical_kernel_name(name)]
+    return {
+        p.name: _plain(p.default)
+        for p in inspect.signature(factory).parameters.values()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
 def _plain(value: Any) -> Any:
     """Lists for tuples, recursively (so that specs compare and serialise the same way)."""
     if isinstance(value, Mapping):
@@ -130,7 +142,9 @@ class StyleLossSpec:
     """A validated style-loss spec: ``name`` and its parameters (a kernel as a nested spec).
 
     ``StyleLossSpec.from_dict({"name": "mmd", "kernel": {"name": "polynomial", "degree": 2}})``;
-    :meth:`to_dict` gives the plain mapping back (kernel names canonical); :meth:`build` the loss.
+    :meth:`to_dict` gives the plain mapping back in canonical form (registered kernel name, the kernel's
+    defaults filled in, lists for tuples), so two specs of the same loss compare equal; :meth:`build`
+    gives the loss.
     Construction builds the loss once, so a bad spec fails here, not at the first training step.
     """
 
@@ -152,6 +166,7 @@ class StyleLossSpec:
             kernel = {"name": data["kernel"]} if isinstance(data["kernel"], str) else dict(data["kernel"])
             if isinstance(kernel.get("name"), str):
                 kernel["name"] = canonical_kernel_name(kernel["name"])
+                kernel = {"name": kernel["name"], **kernel_defaults(kernel["name"]), **kernel}
             data["kernel"] = kernel
         return cls(name, tuple(sorted(_plain(data).items())))
 

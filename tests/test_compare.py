@@ -13,7 +13,8 @@ import mmd
 from adain.encoders import build_encoder
 from experiments.compare import main
 from experiments.evaluate import cross_evaluate, plot_heatmap
-from experiments.optimize import ConfigError, load_config
+from experiments.optimize import load_config
+from experiments.runs import ConfigError
 
 QUICK_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "compare_quick.toml"
 FULL_CONFIG = QUICK_CONFIG.with_name("compare.toml")

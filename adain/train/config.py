@@ -175,8 +175,7 @@ def legacy_style_loss_spec(data: Mapping[str, Any]) -> dict[str, Any]:
         spec["c"] = data.get("c", 0.0)
     elif kernel == "gaussian":
         spec = {"name": "gaussian", "sigma": data.get("sigma", "median")}
-        if spec["sigma"] == "median":
-            spec["scales"] = list(data.get("median_scales", [1.0]))
+        spec["scales"] = list(data.get("median_scales", [1.0]))
     else:
         spec = {"name": kernel}
     return {"name": "mmd", "kernel": spec}
