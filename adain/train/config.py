@@ -29,6 +29,7 @@ _INTS = (
 )
 _FLOATS = ("style_weight", "content_weight", "lr", "lr_decay")
 _STRS = ("content_dir", "style_dir", "output", "encoder", "layer_weighting", "device", "precision")
+_FLOAT32_MAX = 3.4028234663852886e38
 _LEGACY_LOSS_KEYS = ("kernel", "degree", "gamma", "c", "sigma", "median_scales")
 
 
@@ -95,8 +96,11 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
         if self.style_positions is not None and self.style_positions < 1:
             raise ValueError(f"style_positions must be ≥ 1 (or None for all); got {self.style_positions}")
-        if not (0 < self.lr < math.inf) or not (0 <= self.lr_decay < math.inf):
-            raise ValueError(f"need a finite lr > 0 and lr_decay ≥ 0; got {self.lr}, {self.lr_decay}")
+        if not (0 < self.lr <= _FLOAT32_MAX) or not (0 <= self.lr_decay < math.inf):
+            raise ValueError(
+                f"need 0 < lr ≤ {_FLOAT32_MAX:.3g} (the float32 range of the weights) and a finite "
+                f"lr_decay ≥ 0; got lr {self.lr:g}, lr_decay {self.lr_decay:g}"
+            )
         for name in ("style_weight", "content_weight"):
             if not (0 <= getattr(self, name) < math.inf):
                 raise ValueError(f"{name} must be finite and ≥ 0; got {getattr(self, name)}")

@@ -471,9 +471,15 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        bad = non_finite_tensors(self.decoder.state_dict())
+        try:
+            self.scaler.step(self.optimizer)
+        except RuntimeError as e:  # Adam's step size overflows float32 (a huge lr)
+            if "overflow" not in str(e):
+                raise
+            bad = [f"the optimiser step ({e})"]
+        else:
+            self.scaler.update()
+            bad = non_finite_tensors(self.decoder.state_dict())
         if bad:
             raise NonFiniteLossError(
                 f"the decoder weights became non-finite at iteration {self.iteration + 1} (lr {lr:g}; "
