@@ -280,12 +280,13 @@ def optimize_image(
     style_b = _as_batch(style_image, "style").detach()
     if s.texture:
         content_b = None
-        size = tuple(s.size) if s.size is not None else tuple(style_b.shape[-2:])
+        shape = s.size if s.size is not None else style_b.shape[-2:]
+        size: tuple[int, int] = (int(shape[0]), int(shape[1]))
     else:
         if content_image is None:
             raise ValueError(f"content_layer={s.content_layer!r} needs a content image (None for textures)")
         content_b = _as_batch(content_image, "content").detach().to(style_b)
-        size = tuple(content_b.shape[-2:])
+        size = (content_b.shape[-2], content_b.shape[-1])
     noise = texture_reference(size, s.seed, like=style_b)
     objective = StyleObjective(loss, s.style_layers, content_layer=s.content_layer)
 
@@ -305,6 +306,7 @@ def optimize_image(
     init = {"content": content_b, "noise": noise, "style": None}[s.init]
     if s.init == "style":
         init = _resize(style_b, size)
+    assert init is not None  # init="content" needs a content image (checked above)
     param = _to_parameter(init, s.parametrisation)
     image_of = torch.sigmoid if s.parametrisation == "sigmoid" else (lambda p: p)
 
@@ -332,7 +334,7 @@ def optimize_image(
             return total
 
         before = param.detach().clone() if s.optimizer == "lbfgs" else None
-        optimizer.step(closure)
+        optimizer.step(closure)  # type: ignore[arg-type]  # a closure returning the loss tensor
         if before is not None and torch.equal(before, param.detach()):
             # the line search made no progress (a noisy curvature pair can give a useless direction, and
             # L-BFGS would then repeat the same failed step forever): drop the history and restart

@@ -97,7 +97,7 @@ def cross_evaluate(
     if content is not None:
         reference = content
     else:  # the same noise image the optimiser starts textures from and normalises by
-        reference = texture_reference(tuple(first.shape[-2:]), seed, like=first)[0]
+        reference = texture_reference((first.shape[-2], first.shape[-1]), seed, like=first)[0]
     style_feats = encoder(style[None], layers=layers)
     ref_feats = encoder(reference[None], layers=layers)
     names = tuple(outputs)
@@ -120,6 +120,7 @@ def cross_evaluate(
             summed[i, j] = float(objective.style(feats, style_feats, refs).sum())
             raw[i, j] = float(objective.weighted(terms).sum())
     if use_content:
+        assert content is not None and content_layer is not None
         objective = mmd.StyleObjective(next(iter(losses.values())), style_layers, content_layer=content_layer)
         target = encoder(content[None], layers=[content_layer])
         scale = float(objective.normalisers(ref_feats, style_feats, target)["content"])

@@ -115,11 +115,12 @@ def layered_style_loss(
     layers = list(generated) if layer_weights is None else list(layer_weights)
     if not layers:
         raise ValueError("no layers to compute a style loss on")
-    total = None
+    total: Tensor | None = None
     for layer in layers:
         if layer not in generated or layer not in style:
             raise KeyError(f"layer {layer!r} missing from the generated or style features")
         weight = 1.0 if layer_weights is None else float(layer_weights[layer])
         term = weight * loss(generated[layer], style[layer])
         total = term if total is None else total + term
+    assert total is not None  # layers is not empty
     return total

@@ -157,13 +157,15 @@ class StyleLossSpec:
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any] | str) -> StyleLossSpec:
         """From ``{"name": ..., **params}`` (or a bare name). Raises ``ValueError`` for a bad spec."""
-        data = {"name": spec} if isinstance(spec, str) else dict(spec)
+        data: dict[str, Any] = {"name": spec} if isinstance(spec, str) else dict(spec)
         name = data.pop("name", None)
         if not isinstance(name, str):
             names = ", ".join(style_loss_names())
             raise ValueError(f"a style-loss spec needs a 'name' ({names}); got {spec!r}")
         if isinstance(data.get("kernel"), (str, Mapping)):
-            kernel = {"name": data["kernel"]} if isinstance(data["kernel"], str) else dict(data["kernel"])
+            kernel: dict[str, Any] = (
+                {"name": data["kernel"]} if isinstance(data["kernel"], str) else dict(data["kernel"])
+            )
             if isinstance(kernel.get("name"), str):
                 kernel["name"] = canonical_kernel_name(kernel["name"])
                 kernel = {"name": kernel["name"], **kernel_defaults(kernel["name"]), **kernel}

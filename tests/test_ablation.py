@@ -101,6 +101,7 @@ def test_next_batch_losses_changes_no_state(data, tmp_path) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_ablation_calibrates_trains_every_method_and_resumes(data, tmp_path) -> None:
     config_path = _config(tmp_path)
     assert decoder_ablation.main(["--config", str(config_path), "--data", str(data)]) == 0
