@@ -63,7 +63,7 @@ def test_cross_evaluate_anchors_and_identity(tmp_path) -> None:
 def test_configs_load(paper_images) -> None:
     full, quick = load_config(FULL_CONFIG), load_config(QUICK_CONFIG, quick=True)
     assert quick.size < full.size and quick.transfer.iterations < full.transfer.iterations
-    assert {m.spec["loss"] for m in quick.methods} == {"gram", "mmd", "meanstd"}
+    assert {m.spec["name"] for m in quick.methods} == {"gram", "mmd", "meanstd"}
 
 
 @pytest.mark.slow
@@ -108,7 +108,7 @@ def _decoder_config(tmp_path: Path, paper_images, decoders: str) -> Path:
     text = QUICK_CONFIG.read_text()
     text = text.replace('root = "../shared/data/adain-paper"', f'root = "{paper_images.content.parent}"')
     text = text.replace('textures = ["style/brushstrokes.jpg"]', "textures = []")
-    text = text[: text.index("[methods.gram]")] + '[methods.meanstd]\nloss = "meanstd"\n' + decoders
+    text = text[: text.index("[methods.gram]")] + '[methods.meanstd]\nstyle_loss = { name = "meanstd" }\n' + decoders
     path = tmp_path / "with_decoders.toml"
     path.write_text(text)
     return path
