@@ -440,3 +440,13 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(data, tmp_path, capsys) -
     err = capsys.readouterr().err
     assert "it/s" not in err and "it]" not in err and "\r" not in err
     assert err.count("wrote ") == 1  # the final line once
+
+
+def test_checkpoint_writer_refuses_non_finite_weights(tmp_path) -> None:
+    from adain.train.checkpoint import TrainingWriteError, save_checkpoint
+
+    state = {"w": torch.tensor([1.0, float("nan")])}
+    with pytest.raises(TrainingWriteError, match=r"not writing .*checkpoint\.pth.*w are not finite"):
+        save_checkpoint(tmp_path / "checkpoint.pth", encoder_name="mobilenet_v2", decoder_state=state,
+                        config={}, training={})  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
