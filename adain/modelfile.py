@@ -203,6 +203,13 @@ def read_model_file(path: PathLike, *, encoder_name: str | None = None, allow_ra
         raise CheckpointError(f"model file {path}: its 'decoder' entry is not a state dict (name → tensor)")
     if not isinstance(obj["config"], Mapping):
         raise CheckpointError(f"model file {path}: its 'config' entry is a {type(obj['config']).__name__}")
+    decoder = obj["decoder"]
+    bad = [k for k, v in decoder.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(
+            f"model file {path}: the decoder weights {listing(bad)} are not finite (NaN or inf): the "
+            "training that wrote it diverged; use an earlier checkpoint or retrain with a lower --lr"
+        )
     return ModelFile(path, name, dict(obj["decoder"]), dict(obj["config"]), version)
 
 

@@ -4,16 +4,18 @@ Examples::
 
     adain train --content-dir coco/ --style-dir wikiart/ --output runs/vgg        # the paper's recipe
     adain train ... --encoder mobilenet_v2 --style-loss mmd --kernel gaussian --sigma median
-    adain train ... --style-loss mmd --kernel poly --degree 2 --c 1               # Gram + mean matching
+    adain train ... --style-loss mmd --kernel polynomial --degree 2 --c 1         # Gram + mean matching
     adain train --resume --output runs/vgg --iterations 200000                   # continue a run
     adain train --resume runs/vgg/checkpoint.pth --output runs/vgg
 
 Writes ``checkpoint.pth``, ``log.csv``, ``loss.png``, ``samples/`` and ``decoder_final.pth`` (a model file
 for ``adain stylize --model``) into ``--output``; see :mod:`adain.train`. With ``--resume`` the training
 settings come from the checkpoint; only ``--iterations``, ``--checkpoint-every``, ``--workers``,
-``--device``, ``--output``, ``--content-dir`` and ``--style-dir`` may be given anew. SIGINT/SIGTERM write a
-checkpoint and exit with 128 + the signal number. Exit codes: 0 done, 1 failure (e.g. non-finite loss),
-2 usage error.
+``--device``, ``--output``, ``--lr`` (to recover from a divergence), ``--content-dir`` and ``--style-dir``
+(same images: names and sizes are checked) may be given anew; any other option typed, even with its
+default value, must agree with the checkpoint. SIGINT/SIGTERM write a
+checkpoint and exit with 128 + the signal number. Exit codes: 0 done, 1 failure (e.g. non-finite loss or
+weights, a full disk; one line ``adain train: error: …`` naming the file), 2 usage error.
 
 Multi-process (DistributedDataParallel; gloo on CPU, nccl on CUDA, one GPU per process)::
 
@@ -26,27 +28,45 @@ command with any K follows the same trajectory; ``--resume`` needs the K that wr
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
+from typing import Any
 
+import mmd
 from adain.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from adain.decoders import decoder_names
 from adain.distributed import process_group
 from adain.errors import AdainError
 from adain.model import PRECISIONS
-from adain.train import CHECKPOINT_NAME, TrainConfig, Trainer, load_checkpoint
+from adain.train import CHECKPOINT_NAME, RUN_FIELDS, TrainConfig, Trainer, load_checkpoint
 
-__all__ = ["HELP", "add_arguments", "config_from_args", "run"]
+__all__ = ["HELP", "add_arguments", "config_from_args", "run", "style_loss_spec"]
 
 HELP = "train an AdaIN decoder (any mmd style loss; checkpoints, exact --resume)"
 
 _DEFAULTS = TrainConfig(content_dir="", style_dir="")
+#: command-line spelling of the kernel options → kernel parameter
+_KERNEL_OPTIONS = {
+    "degree": "degree",
+    "gamma": "gamma",
+    "c": "c",
+    "sigma": "sigma",
+    "median_scales": "scales",
+}
 
 
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be ≥ 1; got {value}")
+    return value
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number; got {text!r}")
     return value
 
 
@@ -57,7 +77,7 @@ def _sigma(text: str) -> list[float] | str:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"'median' or comma-separated numbers; got {text!r}") from None
-    if not values or any(v <= 0 for v in values):
+    if not values or any(not v > 0 for v in values):
         raise argparse.ArgumentTypeError(f"bandwidths must be positive; got {text!r}")
     return values
 
@@ -70,50 +90,57 @@ def _floats(text: str) -> list[float]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``adain train`` (defaults: the paper's recipe; see :class:`adain.train.TrainConfig`)."""
+    """Options of ``adain train``. Every training option defaults to None, so that what the user typed is
+    known (``--resume`` compares it with the checkpoint); the effective defaults are the paper's recipe,
+    :class:`adain.train.TrainConfig`, shown in the help."""
     d = _DEFAULTS
     data = p.add_argument_group("data")
     data.add_argument("--content-dir", metavar="DIR", help="content images (searched recursively)")
     data.add_argument("--style-dir", metavar="DIR", help="style images (searched recursively)")
-    data.add_argument("--image-size", type=_positive_int, default=d.image_size, help="shorter side (512)")
-    data.add_argument("--crop-size", type=_positive_int, default=d.crop_size, help="random crop (256)")
-    data.add_argument("--workers", type=int, default=None, help="data-loading processes (default 0)")
+    data.add_argument("--image-size", type=_positive_int, help=f"shorter side ({d.image_size})")
+    data.add_argument("--crop-size", type=_positive_int, help=f"random crop ({d.crop_size})")
+    data.add_argument("--workers", type=int, help=f"data-loading processes ({d.workers})")
     data.add_argument(
-        "--style-augment", action="store_true", help="style crops at several scales, hue/saturation changes"
+        "--style-augment",
+        action="store_true",
+        default=None,
+        help="style crops at several scales with hue/saturation changes (off)",
     )
-    data.add_argument("--cache-images", action="store_true", help="keep decoded images in memory")
+    data.add_argument(
+        "--cache-images", action="store_true", default=None, help="keep decoded images in memory (off)"
+    )
 
     model = p.add_argument_group("model and losses")
-    model.add_argument("--encoder", choices=decoder_names(), default=d.encoder, help="default %(default)s")
+    model.add_argument("--encoder", choices=decoder_names(), help=f"({d.encoder})")
     model.add_argument(
         "--encoder-weights", metavar="FILE", help="encoder weights file (default: its pretrained ones)"
     )
     model.add_argument(
-        "--random-encoder",
-        action="store_true",
-        help="for tests/benchmarks only: a random (seeded) encoder; the decoder learns nothing useful",
-    )
-    model.add_argument("--style-loss", choices=("meanstd", "gram", "mmd"), default=d.style_loss)
-    model.add_argument(
         "--init-decoder", metavar="FILE", help="start from this model file's or checkpoint's decoder"
     )
-    model.add_argument("--channels-last", action="store_true", help="channels-last memory format")
-    model.add_argument("--kernel", choices=("linear", "poly", "gaussian"), default=d.kernel, help="for mmd")
-    model.add_argument("--degree", type=int, default=d.degree, help="poly kernel degree (2)")
-    model.add_argument("--gamma", type=float, default=d.gamma, help="poly kernel gamma (1)")
-    model.add_argument("--c", type=float, default=d.c, help="poly kernel offset c (0)")
+    model.add_argument(
+        "--channels-last", action="store_true", default=None, help="channels-last memory format (off)"
+    )
+    model.add_argument(
+        "--random-encoder",
+        action="store_true",
+        default=None,
+        help="for tests/benchmarks only: a random (seeded) encoder; the decoder learns nothing useful",
+    )
+    model.add_argument("--style-loss", choices=mmd.style_loss_names(), help=f"({d.style_loss.name})")
+    model.add_argument("--kernel", choices=mmd.kernel_names(), help="for --style-loss mmd (polynomial)")
+    model.add_argument("--degree", type=int, help="polynomial kernel degree (2)")
+    model.add_argument("--gamma", type=_finite, help="polynomial kernel gamma (1)")
+    model.add_argument("--c", type=_finite, help="polynomial kernel offset c (0)")
     model.add_argument(
         "--sigma",
         type=_sigma,
-        default=d.sigma,
         metavar="S[,S...]|median",
         help="gaussian bandwidth(s), or 'median' (default) for the median heuristic",
     )
-    model.add_argument(
-        "--median-scales", type=_floats, default=None, metavar="K[,K...]", help="with --sigma median (1)"
-    )
-    model.add_argument("--style-weight", type=float, default=d.style_weight, help="(10)")
-    model.add_argument("--content-weight", type=float, default=d.content_weight, help="(1)")
+    model.add_argument("--median-scales", type=_floats, metavar="K[,K...]", help="with --sigma median (1)")
+    model.add_argument("--style-weight", type=_finite, help=f"({d.style_weight:g})")
+    model.add_argument("--content-weight", type=_finite, help=f"({d.content_weight:g})")
     model.add_argument(
         "--layers",
         metavar="L[,L...]",
@@ -122,31 +149,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--layer-weighting",
         choices=("auto", "channels", "ones"),
-        default=d.layer_weighting,
-        help="style-layer weights: 1/channels (auto for meanstd: the port's MSE, the paper's recipe) or 1",
+        help="style-layer weights: 1/channels (auto for meanstd: the port's MSE, the paper's recipe) or 1 "
+        f"({d.layer_weighting})",
     )
-
     model.add_argument(
         "--style-positions",
         type=_positive_int,
-        default=None,
         metavar="N",
         help="style losses see N random positions per layer, redrawn each iteration (default: all; "
         "makes --style-loss mmd --kernel gaussian affordable, e.g. 1024)",
     )
 
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="(8)")
-    opt.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (1e-4)")
-    opt.add_argument("--lr-decay", type=float, default=d.lr_decay, help="lr/(1 + decay·iteration) (5e-5)")
-    opt.add_argument("--iterations", type=_positive_int, default=None, help="total iterations (160000)")
-    opt.add_argument("--seed", type=int, default=d.seed, help="(0)")
-    opt.add_argument("--precision", choices=PRECISIONS, default=d.precision, help="autocast (fp32)")
-    opt.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … or auto (default)")
+    opt.add_argument("--batch-size", type=_positive_int, help=f"({d.batch_size})")
+    opt.add_argument("--lr", type=_finite, help=f"Adam learning rate ({d.lr:g}); may change on --resume")
+    opt.add_argument("--lr-decay", type=_finite, help=f"lr/(1 + decay·iteration) ({d.lr_decay:g})")
+    opt.add_argument("--iterations", type=_positive_int, help=f"total iterations ({d.iterations})")
+    opt.add_argument("--seed", type=int, help=f"({d.seed})")
+    opt.add_argument("--precision", choices=PRECISIONS, help=f"autocast ({d.precision})")
+    opt.add_argument("--device", help="cpu, cuda, cuda:1 … or auto (default)")
 
     run = p.add_argument_group("outputs")
-    run.add_argument("--output", default=d.output, metavar="DIR", help="run folder (%(default)s)")
-    run.add_argument("--checkpoint-every", type=_positive_int, default=None, help="iterations (1000)")
+    run.add_argument("--output", metavar="DIR", help=f"run folder ({d.output})")
+    run.add_argument("--checkpoint-every", type=_positive_int, help=f"iterations ({d.checkpoint_every})")
     run.add_argument(
         "--resume",
         nargs="?",
@@ -155,41 +180,53 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="CHECKPOINT",
         help=f"continue a run (default: OUTPUT/{CHECKPOINT_NAME})",
     )
-    run.add_argument("--samples", type=int, default=d.num_samples, help="sample pairs per checkpoint (4)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--samples", type=int, help=f"sample pairs per checkpoint ({d.num_samples})")
+    run.add_argument("--no-progress", action="store_true", default=None, help="no progress bar")
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, object]:
-    """Run fields given on the command line (allowed on resume too)."""
+def style_loss_spec(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The style-loss spec the options ask for (``None`` if no style-loss option was typed).
+
+    ``base`` (a spec, e.g. the checkpoint's) supplies what was not typed.
+
+    Raises:
+        UsageError: kernel options without ``--style-loss mmd``, or a bad spec.
+    """
+    typed = {k: getattr(args, k) for k in _KERNEL_OPTIONS if getattr(args, k) is not None}
+    if args.style_loss is None and args.kernel is None and not typed:
+        return None
+    spec = dict(base or _DEFAULTS.style_loss.to_dict())
+    name = args.style_loss or spec["name"]
+    if name != spec["name"]:
+        spec = {"name": name}
+    if name != "mmd":
+        if args.kernel is not None or typed:
+            raise UsageError(f"--kernel and its options only apply to --style-loss mmd (not {name})")
+        return spec
+    kernel = dict(spec.get("kernel", {"name": "polynomial"}))
+    if args.kernel is not None and args.kernel != kernel.get("name"):
+        kernel = {"name": args.kernel}
+    kernel.update({_KERNEL_OPTIONS[k]: v for k, v in typed.items()})
+    spec["kernel"] = kernel
+    try:
+        return mmd.StyleLossSpec.from_dict(spec).to_dict()
+    except ValueError as e:
+        raise UsageError(f"--style-loss {name} --kernel {kernel.get('name')}: {e}") from None
+
+
+def _typed_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`TrainConfig` fields the user typed (not the defaults)."""
+    layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
     given = {
-        "iterations": args.iterations,
-        "checkpoint_every": args.checkpoint_every,
-        "workers": args.workers,
-        "device": args.device,
         "content_dir": args.content_dir,
         "style_dir": args.style_dir,
-        "cache_images": args.cache_images or None,
-    }
-    out: dict[str, object] = {k: v for k, v in given.items() if v is not None}
-    out["output"] = args.output
-    out["progress"] = not args.no_progress
-    return out
-
-
-def _training_fields(args: argparse.Namespace) -> dict[str, object]:
-    """The trajectory-defining :class:`TrainConfig` fields given by the options (or their defaults)."""
-    layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
-    return {
         "encoder": args.encoder,
         "encoder_weights": str(args.encoder_weights) if args.encoder_weights else None,
-        "pretrained": not args.random_encoder,
-        "style_loss": args.style_loss,
-        "kernel": args.kernel,
-        "degree": args.degree,
-        "gamma": args.gamma,
-        "c": args.c,
-        "sigma": args.sigma,
-        "median_scales": args.median_scales or list(_DEFAULTS.median_scales),
+        "init_decoder": str(args.init_decoder) if args.init_decoder else None,
+        "style_augment": args.style_augment,
+        "cache_images": args.cache_images,
+        "channels_last": args.channels_last,
+        "pretrained": False if args.random_encoder else None,
         "style_weight": args.style_weight,
         "content_weight": args.content_weight,
         "layers": layers,
@@ -198,15 +235,19 @@ def _training_fields(args: argparse.Namespace) -> dict[str, object]:
         "batch_size": args.batch_size,
         "lr": args.lr,
         "lr_decay": args.lr_decay,
+        "iterations": args.iterations,
         "image_size": args.image_size,
         "crop_size": args.crop_size,
+        "workers": args.workers,
         "seed": args.seed,
+        "checkpoint_every": args.checkpoint_every,
+        "device": args.device,
         "precision": args.precision,
         "num_samples": args.samples,
-        "style_augment": args.style_augment,
-        "channels_last": args.channels_last,
-        "init_decoder": str(args.init_decoder) if args.init_decoder else None,
+        "output": args.output,
+        "progress": False if args.no_progress else None,
     }
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -219,38 +260,55 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise UsageError("--content-dir and --style-dir are required (unless --resume)")
     if args.random_encoder and args.encoder_weights:
         raise UsageError("--random-encoder and --encoder-weights contradict each other; pick one")
-    config = TrainConfig(content_dir=str(args.content_dir), style_dir=str(args.style_dir))
-    for key, value in {**_training_fields(args), **_overrides(args)}.items():
-        setattr(config, key, value)
-    return config
+    fields = _typed_fields(args)
+    spec = style_loss_spec(args)
+    if spec is not None:
+        fields["style_loss"] = spec
+    try:
+        return TrainConfig(**fields)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def _resume_config(args: argparse.Namespace, path: Path) -> TrainConfig:
     """The checkpoint's config with the run options of the command line.
 
     Raises:
-        UsageError: a training option given with a value other than the checkpoint's (it would be ignored).
+        UsageError: a training option typed (even with its default value) that differs from the checkpoint.
+        CheckpointError: an unreadable or malformed checkpoint.
     """
     saved = dict(load_checkpoint(path)["config"])
+    typed = _typed_fields(args)
+    spec = style_loss_spec(args, base=saved["style_loss"])
+    if spec is not None:
+        typed["style_loss"] = spec
+    fixed = {k: v for k, v in typed.items() if k not in RUN_FIELDS and k not in ("content_dir", "style_dir")}
     conflicts = [
         f"{key} {value!r} (the checkpoint has {saved.get(key)!r})"
-        for key, value in _training_fields(args).items()
-        if value != getattr(_DEFAULTS, key) and value != saved.get(key)
+        for key, value in fixed.items()
+        if value != saved.get(key)
     ]
     if conflicts:
         raise UsageError(
-            "--resume continues with the checkpoint's training settings; these options contradict it: "
+            f"--resume continues with the training settings of {path}; these options contradict it: "
             + "; ".join(conflicts)
         )
-    saved.update(_overrides(args))
-    return TrainConfig.from_dict(saved)
+    saved.update({k: v for k, v in typed.items() if k not in fixed})
+    if "output" not in typed:
+        saved["output"] = str(Path(args.output or _DEFAULTS.output))
+    if "progress" not in typed:
+        saved["progress"] = True
+    try:
+        return TrainConfig.from_dict(saved)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def run(args: argparse.Namespace) -> int:
     """Train; see the module doc for exit codes."""
     resume = None
     if args.resume is not None:
-        resume = Path(args.resume or Path(args.output) / CHECKPOINT_NAME).expanduser()
+        resume = Path(args.resume or Path(args.output or _DEFAULTS.output) / CHECKPOINT_NAME).expanduser()
     try:
         config = _resume_config(args, resume) if resume else config_from_args(args)
     except AdainError as e:

@@ -33,6 +33,7 @@ from adain.io import load_image
 from experiments.evaluate import CrossEvaluation, cross_evaluate, plot_heatmap
 from experiments.optimize import Config, Job, command_line, expand_jobs
 from experiments.optimize import run as run_optimize
+from experiments.runs import save_figure, write_json
 
 __all__ = ["evaluate_run", "main", "run"]
 
@@ -77,11 +78,7 @@ def _plot_times(rows: Sequence[dict[str, Any]], folder: Path) -> list[Path]:
     ax.legend(fontsize="small")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    paths = [folder / f"time.{ext}" for ext in ("png", "pdf")]
-    for p in paths:
-        fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, folder / "time")
 
 
 def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
@@ -94,7 +91,7 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
         writer = csv.DictWriter(fh, fieldnames=["run", "eval_loss", "output", "layer", "value", "raw"])
         writer.writeheader()
         writer.writerows(rows)
-    (out / "evaluation.json").write_text(json.dumps(rows, indent=2))
+    write_json(out / "evaluation.json", rows)
     for name, ev in evaluations.items():
         plot_heatmap(ev, out / "figures" / f"heatmap_{name}", title=f"cross-evaluation: {name}")
     metrics = json.loads((out / "metrics.json").read_text())
@@ -109,7 +106,7 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
         "normalisation": "each loss per layer divided by its value at the reference image "
         "(content image; seeded noise for textures); content: MSE / mean F(c)^2",
     }
-    manifest_path.write_text(json.dumps(manifest, indent=2))
+    write_json(manifest_path, manifest)
     for name, ev in evaluations.items():
         log(f"{name}: own-loss rank (0 = best) "
             + ", ".join(f"{m}={int((ev.summed[i] < ev.summed[i, i]).sum())}"

@@ -4,7 +4,8 @@
         [--output DIR] [--data DIR] [--only NAME ...] [--calibrate-only]
 
 Every method of the config (``[methods.<name>]``: any :class:`adain.train.TrainConfig` fields, typically
-``style_loss``, ``kernel``, ``style_positions``) is trained with the shared ``[train]`` fields by
+``style_loss``, an :mod:`mmd` spec table as in every config, and ``style_positions``) is trained with the
+shared ``[train]`` fields by
 :class:`adain.train.Trainer`, into ``OUTPUT/<name>/`` (checkpoint, log.csv, loss.png, samples/,
 decoder_final.pth). A run that already has a checkpoint is resumed, so the command can be repeated after an
 interruption and continues exactly; ``--only`` trains some methods (e.g. one per process, in parallel).
@@ -25,17 +26,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from adain.train import CHECKPOINT_NAME, TrainConfig, Trainer
-from experiments.optimize import ConfigError, _git_commit, _resolve, _toml_load
+from experiments.runs import (
+    ConfigError,
+    check_keys,
+    load_toml,
+    manifest,
+    resolve,
+    style_loss_spec,
+    write_json,
+)
 
 __all__ = ["AblationConfig", "calibrate", "load_config", "main", "train"]
 
@@ -57,12 +62,6 @@ class AblationConfig:
     methods: dict[str, TrainConfig]
 
 
-def _write_json_atomically(path: Path, data: object) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def load_config(path: Path, output: Path | None = None, data: Path | None = None) -> AblationConfig:
     """Read and check an ablation config (see ``experiments/configs/decoder_ablation.toml``).
 
@@ -72,10 +71,8 @@ def load_config(path: Path, output: Path | None = None, data: Path | None = None
     Raises:
         ConfigError: unreadable file, unknown or missing key, bad value (the message names file and key).
     """
-    raw = _toml_load(path)
-    unknown = sorted(set(raw) - _TOP_KEYS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; expected {sorted(_TOP_KEYS)}")
+    raw = load_toml(path)
+    check_keys(raw, _TOP_KEYS, str(path), "the top level")
     shared = dict(raw.get("train", {}))
     if data is not None:
         shared.update(content_dir=str(data / "content"), style_dir=str(data / "style"))
@@ -86,7 +83,7 @@ def load_config(path: Path, output: Path | None = None, data: Path | None = None
     if reference not in methods_raw:
         raise ConfigError(f"{path}: key 'reference' names {reference!r}, which is not one of the methods")
     seed = int(raw.get("seed", 0))
-    out = output or _resolve(str(raw.get("output", "runs/decoder_ablation")))
+    out = output or resolve(str(raw.get("output", "runs/decoder_ablation")))
     methods: dict[str, TrainConfig] = {}
     for name, spec in methods_raw.items():
         fields = {**shared, **spec}
@@ -99,17 +96,19 @@ def load_config(path: Path, output: Path | None = None, data: Path | None = None
         for key in ("content_dir", "style_dir"):
             if key not in fields:
                 raise ConfigError(f"{path}: missing key 'train.{key}'")
-            fields[key] = str(_resolve(str(fields[key])))
+            fields[key] = str(resolve(str(fields[key])))
             if not Path(fields[key]).is_dir():
                 raise ConfigError(
                     f"{path}: key 'train.{key}': folder {fields[key]} does not exist; build the data set "
                     "with `python -m experiments.training_data` or pass --data DIR (with content/ and style/)"
                 )
         if fields.get("encoder_weights"):
-            fields["encoder_weights"] = str(_resolve(str(fields["encoder_weights"])))
+            fields["encoder_weights"] = str(resolve(str(fields["encoder_weights"])))
+        if "style_loss" in fields:
+            where = f"methods.{name}.style_loss"
+            fields["style_loss"] = style_loss_spec(fields["style_loss"], str(path), where)
         try:
             config = TrainConfig(**fields, seed=seed, output=str(out / name))
-            config.validate()
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{path}: [methods.{name}]: {exc}") from None
         methods[name] = config
@@ -137,7 +136,7 @@ def calibrate(config: AblationConfig, log: Any = print) -> dict[str, Any]:
         "style_weight": {name: config.style_weight * ref / value for name, value in initial.items()},
     }
     config.output.mkdir(parents=True, exist_ok=True)
-    _write_json_atomically(file, result)
+    write_json(file, result)
     return result
 
 
@@ -162,24 +161,19 @@ def train(config: AblationConfig, only: list[str] | None = None, log: Any = prin
             log(f"{name}: stopped by signal {result.stopped_by}; run the same command again to continue")
             break
     manifest_file = config.output / "manifest.json"
-    manifest = json.loads(manifest_file.read_text()) if manifest_file.exists() else {"seconds": {}}
-    manifest.update(
-        {
-            "script": "experiments.decoder_ablation",
-            "config": str(config.path),
-            "config_text": config.text,
-            "seed": config.seed,
-            "calibration": calibration,
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "platform": platform.platform(),
-            "threads": torch.get_num_threads(),
-            "git_commit": _git_commit(),
-        }
+    info = json.loads(manifest_file.read_text()) if manifest_file.exists() else {"seconds": {}}
+    info.update(
+        manifest(
+            "experiments.decoder_ablation",
+            config=str(config.path),
+            config_text=config.text,
+            seed=config.seed,
+            calibration=calibration,
+        )
     )
-    manifest["seconds"].update(timings)  # wall time of this call's share of each run
-    _write_json_atomically(manifest_file, manifest)
-    return manifest
+    info["seconds"].update(timings)  # wall time of this call's share of each run
+    write_json(manifest_file, info)
+    return info
 
 
 def main(argv: list[str] | None = None) -> int:

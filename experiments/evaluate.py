@@ -4,8 +4,10 @@ Outputs are plain images (one per *method*: an optimisation run, later a trained
 producer of stylised images can be added as a further column.
 
 Normalisation (documented choice): each evaluation loss, per layer, is divided by its value at a fixed
-*reference* image — the content image for style transfer, seeded uniform noise for texture synthesis —
-exactly the normalisation :func:`adain.optimize.optimize_image` uses with ``normalise="reference"``.
+*reference* image — the content image for style transfer, seeded uniform noise for texture synthesis
+(:func:`adain.gatys.texture_reference`, the image the optimiser uses) — exactly the normalisation
+:func:`adain.gatys.optimize_image` uses with ``normalise="reference"``; the losses are computed by the
+same :class:`mmd.StyleObjective`.
 So a cell of 1 means "as far from the style as the reference", 0 means "matched", and every row (one
 evaluation loss) lives on the same unit-free scale. The summed score is ``Σ_l w_l · L_l(x) / L_l(ref)``
 with the style-layer weights, i.e. the optimised style term divided by ``style_weight``. Dividing a row by
@@ -24,6 +26,8 @@ import torch
 from torch import Tensor, nn
 
 import mmd
+from adain.gatys import texture_reference
+from experiments.runs import save_figure
 
 __all__ = ["CrossEvaluation", "cross_evaluate", "plot_heatmap"]
 
@@ -92,9 +96,8 @@ def cross_evaluate(
     first = next(iter(outputs.values()))
     if content is not None:
         reference = content
-    else:
-        generator = torch.Generator().manual_seed(seed)
-        reference = torch.rand((3, *first.shape[-2:]), generator=generator).to(first)
+    else:  # the same noise image the optimiser starts textures from and normalises by
+        reference = texture_reference((first.shape[-2], first.shape[-1]), seed, like=first)[0]
     style_feats = encoder(style[None], layers=layers)
     ref_feats = encoder(reference[None], layers=layers)
     names = tuple(outputs)
@@ -104,22 +107,26 @@ def cross_evaluate(
     summed = torch.zeros(n_rows, len(names), dtype=torch.float64)
     raw = torch.zeros_like(summed)
     per_layer = {layer: torch.zeros(len(losses), len(names), dtype=torch.float64) for layer in layers}
-    for i, loss in enumerate(losses.values()):
-        for layer in layers:
-            ref = float(loss(ref_feats[layer], style_feats[layer]).sum())
-            if not ref > 0:
-                raise ValueError(f"evaluation loss {i} is {ref} at the reference image, layer {layer!r}")
-            for j, feats in enumerate(out_feats):
-                value = float(loss(feats[layer], style_feats[layer]).sum())
-                per_layer[layer][i, j] = value / ref
-                summed[i, j] += style_layers[layer] * value / ref
-                raw[i, j] += style_layers[layer] * value
+    for i, (loss_name, loss) in enumerate(losses.items()):
+        objective = mmd.StyleObjective(loss, style_layers)
+        try:
+            refs = objective.normalisers(ref_feats, style_feats)
+        except ValueError as exc:
+            raise ValueError(f"evaluation loss {loss_name!r}: {exc}") from None
+        for j, feats in enumerate(out_feats):
+            terms = objective.style_terms(feats, style_feats)
+            for layer in layers:
+                per_layer[layer][i, j] = float(terms[layer].sum()) / float(refs[layer])
+            summed[i, j] = float(objective.style(feats, style_feats, refs).sum())
+            raw[i, j] = float(objective.weighted(terms).sum())
     if use_content:
-        target = encoder(content[None], layers=[content_layer])[content_layer]
-        scale = float(target.pow(2).mean().clamp_min(1e-12))
+        assert content is not None and content_layer is not None
+        objective = mmd.StyleObjective(next(iter(losses.values())), style_layers, content_layer=content_layer)
+        target = encoder(content[None], layers=[content_layer])
+        scale = float(objective.normalisers(ref_feats, style_feats, target)["content"])
         for j, name in enumerate(names):
-            gen = encoder(outputs[name][None].to(target), layers=[content_layer])[content_layer]
-            value = float((gen - target).pow(2).mean())
+            gen = encoder(outputs[name][None].to(style), layers=[content_layer])
+            value = float(objective.content(gen, target).sum())
             summed[-1, j], raw[-1, j] = value / scale, value
     row_names = tuple(losses) + ((CONTENT,) if use_content else ())
     return CrossEvaluation(row_names, names, summed, per_layer, raw)
@@ -162,8 +169,4 @@ def plot_heatmap(
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    paths = [path_stem.with_suffix(f".{ext}") for ext in ("png", "pdf")]
-    for p in paths:
-        fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, path_stem)

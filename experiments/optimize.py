@@ -5,7 +5,7 @@
 
 Runs each method of the config (``[methods.<name>]``: ``gram``, ``mmd`` under a kernel, ``meanstd``) on
 each content/style pair (style transfer) and each texture (texture synthesis) with
-:func:`adain.optimize.optimize_image`, and writes a run folder::
+:func:`adain.gatys.optimize_image`, and writes a run folder::
 
     config.toml         the config file as given
     manifest.json       versions, device, seed, effective settings, timings
@@ -15,18 +15,17 @@ each content/style pair (style transfer) and each texture (texture synthesis) wi
     figures/loss_<run>.png/.pdf    loss vs iteration, one line per method
     figures/grid.png/.pdf          inputs and one column per method
 
-Config keys: see ``experiments/configs/optimize_quick.toml``. ``--quick`` applies the ``[quick]`` table
+Config keys: see ``experiments/configs/optimize_quick.toml``; each ``[methods.<name>]`` holds one key,
+``style_loss``, an :mod:`mmd` spec (``{ name = "mmd", kernel = { name = "gaussian", sigma = "median" } }``,
+see :mod:`experiments.runs`). ``--quick`` applies the ``[quick]`` table
 (``size``, ``iterations``, ``pairs``, ``textures``); ``--size`` and ``--iterations`` override last. Relative
-paths resolve against the repository root. Needs Python ≥ 3.11 (``tomllib``) or the ``tomli`` package.
+paths resolve against the repository root.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
-import platform
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -38,39 +37,30 @@ import torch
 
 import mmd
 from adain.encoders import build_encoder
+from adain.gatys import OptimizeResult, OptimizeSettings, optimize_image
 from adain.io import load_image, save_image
-from adain.optimize import OptimizeResult, OptimizeSettings, optimize_image
+from experiments.runs import (
+    REPO_ROOT,
+    ConfigError,
+    check_keys,
+    jsonable,
+    load_toml,
+    manifest,
+    resolve,
+    run_folder,
+    save_figure,
+    style_loss_spec,
+    write_json,
+)
 
-__all__ = ["Config", "ConfigError", "Method", "load_config", "main", "run"]
+__all__ = ["REPO_ROOT", "Config", "ConfigError", "Method", "load_config", "main", "run"]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 _TOP_KEYS = {"seed", "output", "encoder", "images", "optimize", "texture", "quick", "methods", "decoders"}
 _SETTINGS_KEYS = {
     "content_layer", "style_layers", "content_weight", "style_weight", "tv_weight", "init", "optimizer",
     "iterations", "lr", "parametrisation", "normalise",
 }  # fmt: skip
 _QUICK_KEYS = {"size", "iterations", "pairs", "textures"}
-
-
-class ConfigError(ValueError):
-    """A config file is unreadable or has a missing, unknown or invalid key; the message names both."""
-
-
-def _toml_load(path: Path) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib
-        except ModuleNotFoundError:
-            raise ConfigError(f"{path}: reading TOML needs Python >= 3.11 or `pip install tomli`") from None
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
 # ---- config ----------------------------------------------------------------------------------------------
@@ -106,45 +96,18 @@ class Config:
     decoders: tuple[tuple[str, Path], ...] = ()
 
 
-def _resolve(p: str) -> Path:
-    path = Path(p).expanduser()
-    return path if path.is_absolute() else REPO_ROOT / path
-
-
-def _kernel(spec: Mapping[str, Any]) -> mmd.kernels.Kernel:
-    params = dict(spec)
-    name = params.pop("name", None)
-    factories = {
-        "linear": mmd.kernels.linear,
-        "polynomial": mmd.kernels.polynomial,
-        "gaussian": mmd.kernels.gaussian,
-    }
-    if name not in factories:
-        raise ValueError(f"kernel name must be one of {sorted(factories)}, got {name!r}")
-    if "scales" in params:
-        params["scales"] = tuple(params["scales"])
-    return factories[name](**params)
-
-
 def _method(name: str, spec: Any, where: str) -> Method:
-    if not isinstance(spec, dict) or "loss" not in spec:
-        raise ConfigError(f"{where}: key 'methods.{name}' must be a table with a 'loss' key")
-    params = {k: v for k, v in spec.items() if k != "loss"}
-    try:
-        if "kernel" in params:
-            params["kernel"] = _kernel(params["kernel"])
-        loss = mmd.style_loss(spec["loss"], **params)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{where}: key 'methods.{name}': {exc}") from None
-    return Method(name, loss, dict(spec))
+    if not isinstance(spec, dict) or set(spec) != {"style_loss"}:
+        raise ConfigError(
+            f"{where}: key 'methods.{name}' must be a table with one key, style_loss (an mmd spec, e.g. "
+            "style_loss = { name = \"mmd\", kernel = { name = \"polynomial\" } })"
+        )
+    canonical = style_loss_spec(spec["style_loss"], where, f"methods.{name}.style_loss")
+    return Method(name, mmd.build_style_loss(canonical), canonical)
 
 
 def _settings(table: Mapping[str, Any], where: str, key: str, **extra: Any) -> OptimizeSettings:
-    unknown = set(table) - _SETTINGS_KEYS
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {sorted(unknown)} in [{key}]; known: {sorted(_SETTINGS_KEYS)}"
-        )
+    check_keys(table, _SETTINGS_KEYS, where, f"[{key}]")
     try:
         return OptimizeSettings(**{**table, **extra})
     except (ValueError, TypeError) as exc:
@@ -164,7 +127,7 @@ def _decoders(table: Any, where: str, method_names: set[str]) -> tuple[tuple[str
 
             path = default_model_path()
         else:
-            path = _resolve(value)
+            path = resolve(value)
         if not path.is_file():
             raise ConfigError(f"{where}: key 'decoders.{name}': model file not found: {path}")
         out.append((name, path))
@@ -185,7 +148,7 @@ def load_config(
         ConfigError: the message names the file and the offending key.
     """
     path = Path(path)
-    raw = _toml_load(path)
+    raw = load_toml(path)
     where = str(path)
 
     def need(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], prefix: str = "") -> Any:
@@ -197,14 +160,11 @@ def load_config(
             )
         return table[key]
 
-    unknown = set(raw) - _TOP_KEYS
-    if unknown:
-        raise ConfigError(f"{where}: unknown top-level key(s) {sorted(unknown)}; known: {sorted(_TOP_KEYS)}")
+    check_keys(raw, _TOP_KEYS, where, "the top level")
     images = dict(need(raw, "images", dict))
     optimize = dict(need(raw, "optimize", dict))
     quick_table = raw.get("quick", {})
-    if set(quick_table) - _QUICK_KEYS:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(set(quick_table) - _QUICK_KEYS)} in [quick]")
+    check_keys(quick_table, _QUICK_KEYS, where, "[quick]")
     if quick:
         images.update({k: v for k, v in quick_table.items() if k in ("size", "pairs", "textures")})
         if "iterations" in quick_table:
@@ -215,7 +175,7 @@ def load_config(
         optimize["iterations"] = iterations
     seed = need(raw, "seed", int) if seed is None else seed
     encoder = need(raw, "encoder", dict)
-    root = _resolve(need(images, "root", str, "images."))
+    root = resolve(need(images, "root", str, "images."))
     pairs_raw = images.get("pairs", [])
     if not isinstance(pairs_raw, list) or any(
         not isinstance(p, list) or len(p) != 2 or not all(isinstance(s, str) for s in p) for p in pairs_raw
@@ -249,9 +209,9 @@ def load_config(
         path=path,
         text=path.read_text(),
         seed=int(seed),
-        output=_resolve(str(raw.get("output", "runs/optimize"))),
+        output=resolve(str(raw.get("output", "runs/optimize"))),
         encoder=need(encoder, "name", str, "encoder."),
-        weights=None if weights is None else _resolve(weights),
+        weights=None if weights is None else resolve(weights),
         size=int(need(images, "size", int, "images.")),
         pairs=pairs,
         textures=textures,
@@ -280,28 +240,6 @@ def expand_jobs(config: Config) -> list[Job]:
         Job(f"texture__{s.stem}", s, None, config.texture) for s in config.textures
     ]
     return jobs
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return repr(value)
 
 
 def _final_row(job: Job, method: Method, result: OptimizeResult) -> dict[str, Any]:
@@ -337,11 +275,7 @@ def _plot_losses(job: Job, histories: Mapping[str, Mapping[str, list[float]]], f
     axes[0][-1].legend(fontsize="small")
     fig.suptitle(job.name)
     fig.tight_layout()
-    paths = [folder / f"loss_{job.name}.{ext}" for ext in ("png", "pdf")]
-    for p in paths:
-        fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, folder / f"loss_{job.name}")
 
 
 def _plot_grid(rows: list[tuple[Job, list[torch.Tensor], list[str]]], folder: Path) -> list[Path]:
@@ -362,11 +296,7 @@ def _plot_grid(rows: list[tuple[Job, list[torch.Tensor], list[str]]], folder: Pa
         axes[r][0].text(-0.05, 0.5, job.name, transform=axes[r][0].transAxes, rotation=90, va="center",
                         ha="right", fontsize=7)  # fmt: skip
     fig.tight_layout()
-    paths = [folder / f"grid.{ext}" for ext in ("png", "pdf")]
-    for p in paths:
-        fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, folder / "grid")
 
 
 def _load_decoder_model(path: Path, config: Config) -> Any:
@@ -386,8 +316,7 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
     """Run every (job, method) of ``config`` and write the run folder; returns its path."""
     started = time.perf_counter()
     out = Path(output) if output is not None else config.output
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "figures").mkdir(exist_ok=True)
+    run_folder(out, "images", "figures")
     (out / "config.toml").write_text(config.text)
     encoder = build_encoder(config.encoder, weights=config.weights)
     decoders = {name: _load_decoder_model(path, config) for name, path in config.decoders}
@@ -431,30 +360,21 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
-    (out / "metrics.json").write_text(json.dumps(rows, indent=2))
-    (out / "history.json").write_text(json.dumps(histories))
-    manifest = {
-        "script": "experiments.optimize",
-        "config": str(config.path),
-        "argv": sys.argv,
-        "seed": config.seed,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-        "device": "cpu",
-        "threads": torch.get_num_threads(),
-        "git_commit": _git_commit(),
-        "encoder": config.encoder,
-        "size": config.size,
-        "settings": {
-            "transfer": _jsonable(asdict(config.transfer)),
-            "texture": _jsonable(asdict(config.texture)),
-        },
-        "methods": {m.name: {"spec": _jsonable(m.spec), "loss": repr(m.loss)} for m in config.methods},
-        "decoders": {name: str(path) for name, path in config.decoders},
-        "timings_s": {**timings, "total": round(time.perf_counter() - started, 4)},
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    write_json(out / "metrics.json", rows)
+    write_json(out / "history.json", histories)
+    info = manifest(
+        "experiments.optimize",
+        config=str(config.path),
+        seed=config.seed,
+        device="cpu",
+        encoder=config.encoder,
+        size=config.size,
+        settings={"transfer": jsonable(asdict(config.transfer)), "texture": jsonable(asdict(config.texture))},
+        methods={m.name: {"style_loss": m.spec, "loss": repr(m.loss)} for m in config.methods},
+        decoders={name: str(path) for name, path in config.decoders},
+        timings_s={**timings, "total": round(time.perf_counter() - started, 4)},
+    )
+    write_json(out / "manifest.json", info)
     return out
 
 

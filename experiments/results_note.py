@@ -32,7 +32,7 @@ from PIL import Image
 
 from adain.modelfile import read_model_file
 from adain.train import FINAL_MODEL_NAME, read_log
-from experiments.optimize import REPO_ROOT
+from experiments.runs import REPO_ROOT
 
 __all__ = ["main", "write_note"]
 
@@ -257,7 +257,7 @@ the best output under each loss.
 {len(kernel_jobs)} runs (`experiments/configs/results_kernels.toml`: {", ".join(kernel_jobs)}) at
 {k_manifest["size"]} px, L-BFGS from the content image ({k_manifest["settings"]["transfer"]["iterations"]}
 iterations; textures from seeded noise). Each loss is normalised by its value at the content image, so one
-`style_weight` asks each loss to remove the same fraction of its own distance (see `adain/optimize.py`).
+`style_weight` asks each loss to remove the same fraction of its own distance (see `adain/gatys.py`).
 
 **Gram = MMD² with k(x, y) = (xᵀy)², in practice.** Same seed, same normalisation, float32 on the CPU:
 

@@ -11,6 +11,16 @@ from .gram import gram_matrix, gram_style_loss
 from .identity import IdentityCheck, verify_identity
 from .losses import GramLoss, MeanStdLoss, MMDLoss, StyleLoss, layered_style_loss, style_loss
 from .meanstd import mean_std_loss
+from .objective import StyleObjective, content_mse
+from .registry import (
+    StyleLossSpec,
+    build_kernel,
+    build_style_loss,
+    kernel_names,
+    register_kernel,
+    register_style_loss,
+    style_loss_names,
+)
 from .stats import channel_mean_std, flatten_positions, positions_as_samples, random_positions
 
 __all__ = [
@@ -19,16 +29,25 @@ __all__ = [
     "MMDLoss",
     "MeanStdLoss",
     "StyleLoss",
+    "StyleLossSpec",
+    "StyleObjective",
+    "build_kernel",
+    "build_style_loss",
     "channel_mean_std",
+    "content_mse",
     "flatten_positions",
     "gram_matrix",
     "gram_style_loss",
+    "kernel_names",
     "kernels",
     "layered_style_loss",
     "mean_std_loss",
     "mmd2",
     "positions_as_samples",
     "random_positions",
+    "register_kernel",
+    "register_style_loss",
     "style_loss",
+    "style_loss_names",
     "verify_identity",
 ]

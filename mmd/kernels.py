@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from .registry import register_kernel
+
 __all__ = ["Gaussian", "Kernel", "Polynomial", "gaussian", "linear", "median_distance", "polynomial"]
 
 
@@ -198,11 +200,13 @@ class Gaussian(Kernel):
         return Gaussian(sigmas=med.unsqueeze(-1) * scales, median=False, scales=self.scales)
 
 
+@register_kernel("linear")
 def linear() -> Polynomial:
     """The linear kernel ``k(x, y) = xᵀy``; its MMD² is ``‖mean(x) − mean(y)‖²``."""
     return Polynomial(degree=1, gamma=1.0, c=0.0)
 
 
+@register_kernel("polynomial", aliases=("poly",))
 def polynomial(degree: int = 2, gamma: float = 1.0, c: float = 0.0) -> Polynomial:
     """The polynomial kernel ``k(x, y) = (gamma · xᵀy + c) ** degree``.
 
@@ -212,6 +216,7 @@ def polynomial(degree: int = 2, gamma: float = 1.0, c: float = 0.0) -> Polynomia
     return Polynomial(degree=degree, gamma=gamma, c=c)
 
 
+@register_kernel("gaussian")
 def gaussian(sigma: float | Sequence[float] | str = "median", scales: Sequence[float] = (1.0,)) -> Gaussian:
     """The Gaussian (RBF) kernel with one or several bandwidths.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import Tensor
 
@@ -19,6 +20,7 @@ from .estimators import DEFAULT_CHUNK_SIZE, Estimator, Route, mmd2
 from .gram import gram_style_loss
 from .kernels import Kernel, polynomial
 from .meanstd import mean_std_loss
+from .registry import construct_style_loss, register_style_loss
 from .stats import flatten_positions, positions_as_samples
 
 __all__ = ["GramLoss", "MMDLoss", "MeanStdLoss", "StyleLoss", "layered_style_loss", "style_loss"]
@@ -33,6 +35,7 @@ class StyleLoss:
         raise NotImplementedError
 
 
+@register_style_loss("gram")
 @dataclass(frozen=True)
 class GramLoss(StyleLoss):
     """Gatys Gram loss ``1/(4N²)·‖G_F/M_F − G_S/M_S‖²`` (:func:`mmd.gram_style_loss`)."""
@@ -43,6 +46,7 @@ class GramLoss(StyleLoss):
         return gram_style_loss(generated, style)
 
 
+@register_style_loss("meanstd")
 @dataclass(frozen=True)
 class MeanStdLoss(StyleLoss):
     """Mean/std matching ``Σ_c (μ_F − μ_S)² + (σ_F − σ_S)²`` (:func:`mmd.mean_std_loss`)."""
@@ -55,6 +59,7 @@ class MeanStdLoss(StyleLoss):
         return mean_std_loss(generated, style, eps=self.eps, unbiased=self.unbiased)
 
 
+@register_style_loss("mmd")
 @dataclass(frozen=True)
 class MMDLoss(StyleLoss):
     """``scale · MMD²[F, S]`` over the position-wise feature vectors, under any kernel.
@@ -84,16 +89,13 @@ class MMDLoss(StyleLoss):
         return value * (1.0 / (4 * n * n) if self.scale is None else self.scale)
 
 
-def style_loss(name: str, **params) -> StyleLoss:
-    """Build a style loss by name: ``"gram"``, ``"meanstd"`` (``eps``, ``unbiased``) or ``"mmd"``
-    (``kernel``, ``estimator``, ``route``, ``chunk_size``, ``scale``)."""
-    classes = {"gram": GramLoss, "meanstd": MeanStdLoss, "mmd": MMDLoss}
-    if name not in classes:
-        raise ValueError(f"unknown style loss {name!r}; choose one of {sorted(classes)}")
-    try:
-        return classes[name](**params)
-    except TypeError as exc:
-        raise ValueError(f"bad parameters for style loss {name!r}: {exc}") from None
+def style_loss(name: str, **params: Any) -> StyleLoss:
+    """Build a registered style loss by name (``"gram"``, ``"meanstd"``, ``"mmd"``, …) from Python objects.
+
+    ``kernel`` may be a :class:`~mmd.kernels.Kernel` or a kernel spec. For plain-data specs (configs,
+    checkpoints) use :func:`mmd.build_style_loss`.
+    """
+    return construct_style_loss(name, params)
 
 
 def layered_style_loss(
@@ -113,11 +115,12 @@ def layered_style_loss(
     layers = list(generated) if layer_weights is None else list(layer_weights)
     if not layers:
         raise ValueError("no layers to compute a style loss on")
-    total = None
+    total: Tensor | None = None
     for layer in layers:
         if layer not in generated or layer not in style:
             raise KeyError(f"layer {layer!r} missing from the generated or style features")
         weight = 1.0 if layer_weights is None else float(layer_weights[layer])
         term = weight * loss(generated[layer], style[layer])
         total = term if total is None else total + term
+    assert total is not None  # layers is not empty
     return total

@@ -104,13 +104,18 @@ def write_random_images() -> Callable[..., None]:
     return _write_random_images
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Pin threads once for the whole run: one intra-op thread per test process (``-n 2`` runs two), and
+    ``OMP_NUM_THREADS=1`` for the subprocesses tests start. Busy-waiting OpenMP threads of parallel workers
+    on a small machine otherwise slow everything down, and in-process and subprocess runs of exact-resume
+    tests must use the same thread count."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+
 @pytest.fixture
 def one_torch_thread() -> Iterator[None]:
-    """One intra-op thread (as subprocesses get through OMP_NUM_THREADS), restored afterwards.
-
-    Also keeps tiny training runs fast on a shared machine, where busy-waiting OpenMP threads crawl.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """Checks that the whole run is pinned to one thread (see :func:`pytest_configure`); tests whose results
+    depend on the thread count (exact resume against a subprocess) use it to say so."""
+    assert torch.get_num_threads() == 1, "a test changed the thread count"
     yield
-    torch.set_num_threads(before)

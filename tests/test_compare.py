@@ -13,7 +13,8 @@ import mmd
 from adain.encoders import build_encoder
 from experiments.compare import main
 from experiments.evaluate import cross_evaluate, plot_heatmap
-from experiments.optimize import ConfigError, load_config
+from experiments.optimize import load_config
+from experiments.runs import ConfigError
 
 QUICK_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "compare_quick.toml"
 FULL_CONFIG = QUICK_CONFIG.with_name("compare.toml")
@@ -62,7 +63,7 @@ def test_cross_evaluate_anchors_and_identity(tmp_path) -> None:
 def test_configs_load(paper_images) -> None:
     full, quick = load_config(FULL_CONFIG), load_config(QUICK_CONFIG, quick=True)
     assert quick.size < full.size and quick.transfer.iterations < full.transfer.iterations
-    assert {m.spec["loss"] for m in quick.methods} == {"gram", "mmd", "meanstd"}
+    assert {m.spec["name"] for m in quick.methods} == {"gram", "mmd", "meanstd"}
 
 
 @pytest.mark.slow
@@ -107,7 +108,8 @@ def _decoder_config(tmp_path: Path, paper_images, decoders: str) -> Path:
     text = QUICK_CONFIG.read_text()
     text = text.replace('root = "../shared/data/adain-paper"', f'root = "{paper_images.content.parent}"')
     text = text.replace('textures = ["style/brushstrokes.jpg"]', "textures = []")
-    text = text[: text.index("[methods.gram]")] + '[methods.meanstd]\nloss = "meanstd"\n' + decoders
+    meanstd = '[methods.meanstd]\nstyle_loss = { name = "meanstd" }\n'
+    text = text[: text.index("[methods.gram]")] + meanstd + decoders
     path = tmp_path / "with_decoders.toml"
     path.write_text(text)
     return path
@@ -139,3 +141,26 @@ def test_trained_decoders_are_extra_columns(tmp_path, paper_images, mobilenet_we
     clash = _decoder_config(tmp_path, paper_images, f'[decoders]\nmeanstd = "{model_file}"\n')
     with pytest.raises(ConfigError, match="also methods"):
         load_config(clash)
+
+
+def test_evaluator_and_optimiser_draw_the_same_texture_reference() -> None:
+    """One function draws the noise image: the optimiser starts textures from it and the evaluator
+    normalises by it, so the optimiser's starting image scores exactly 1 under every loss."""
+    from adain.encoders import build_encoder
+    from adain.gatys import OptimizeSettings, optimize_image, texture_reference
+
+    torch.manual_seed(0)
+    encoder = build_encoder("vgg19", weights=None)
+    style = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1))
+    settings = OptimizeSettings(
+        style_layers={"relu1_1": 1.0, "relu2_1": 1.0}, init="noise", iterations=0, parametrisation="clamp",
+        seed=3, size=(32, 32),
+    )  # fmt: skip
+    start = optimize_image(encoder, mmd.build_style_loss("gram"), style, None, settings).image
+    assert torch.equal(start, texture_reference((32, 32), 3, like=style)[0])
+    losses = {"gram": mmd.build_style_loss("gram"), "meanstd": mmd.build_style_loss("meanstd")}
+    layers = dict(settings.style_layers)
+    scores = cross_evaluate(encoder, {"start": start}, losses, style, None, layers, seed=3)
+    torch.testing.assert_close(scores.summed, torch.full_like(scores.summed, 2.0))  # 1 per layer, 2 layers
+    other = cross_evaluate(encoder, {"start": start}, losses, style, None, layers, seed=4)
+    assert not torch.allclose(other.summed, scores.summed)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 import torch
 
 from experiments import mmd_workloads, verify_identity
 from experiments.measure import peak_extra_memory
 
 
+@pytest.mark.slow
 def test_verify_identity_quick_writes_csv_and_figures(tmp_path, mobilenet_weights, paper_images):
     verify_identity.main(["--quick", "--no-memory", "--output", str(tmp_path)])
     for name in ("identity.csv", "routes.csv", "rel_error.png", "rel_error.pdf", "route_time.png"):

@@ -1,4 +1,4 @@
-"""Optimisation-based transfer (adain.optimize) and its experiment script (experiments.optimize)."""
+"""Optimisation-based transfer (adain.gatys) and its experiment script (experiments.optimize)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import torch
 
 import mmd
 from adain.encoders import build_encoder
-from adain.optimize import OptimizeSettings, optimize_image, total_variation
-from experiments.optimize import ConfigError, load_config, main
+from adain.gatys import OptimizeSettings, optimize_image, total_variation
+from experiments.optimize import load_config, main
+from experiments.runs import ConfigError
 
 QUICK_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "optimize_quick.toml"
 FULL_CONFIG = QUICK_CONFIG.with_name("optimize.toml")
@@ -149,7 +150,7 @@ def _write_config(tmp_path: Path, old: str, new: str) -> Path:
     ("old", "new", "key"),
     [
         ('name = "linear"', 'name = "laplace"', "methods.mmd_linear"),
-        ('loss = "meanstd"', 'loss = "wasserstein"', "methods.meanstd"),
+        ('{ name = "meanstd" }', '{ name = "wasserstein" }', "methods.meanstd"),
         ('optimizer = "lbfgs"', 'optimizer = "sgd"', "optimize"),
         ("iterations = 50", "iterations = 50\nbogus = 1", "bogus"),
         ('name = "mobilenet_v2"', "name = 3", "encoder.name"),

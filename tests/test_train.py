@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 import adain.train
+import mmd.objective
 from adain.cli import main
 from adain.data import ImageFolder, InfiniteSampler
 from adain.errors import ImageError
@@ -112,7 +113,10 @@ def test_cli_end_to_end_with_real_encoder(data, tmp_path, mobilenet_weights, cap
     assert rows[1]["lr"] == pytest.approx(1e-4 / (1 + 5e-5))
     ckpt = load_checkpoint(out / "checkpoint.pth")
     assert ckpt["iteration"] == 3 and ckpt["data"]["content"]["consumed"] == 6
-    assert ckpt["config"]["style_loss"] == "meanstd" and ckpt["config"]["pretrained"] is True
+    assert ckpt["config"]["style_loss"] == {"name": "meanstd"} and ckpt["config"]["pretrained"] is True
+    # a checkpoint is a model file too: a run stopped early still gives a usable model
+    early = load_model(out / "checkpoint.pth").decoder.state_dict()
+    assert all(torch.equal(early[k], v) for k, v in ckpt["decoder"].items())
     model = load_model(out / "decoder_final.pth")
     assert model.encoder_name == "mobilenet_v2"
     final = model.decoder.state_dict()
@@ -189,7 +193,7 @@ def test_resume_refuses_other_training_settings(data, tmp_path, capsys) -> None:
     out = tmp_path / "run"
     assert main(_args(data, out, *RANDOM, "--iterations", "1")) == 0
     cfg = TrainConfig.from_dict(load_checkpoint(out / "checkpoint.pth")["config"])
-    cfg.style_weight, cfg.iterations = 99.0, 2
+    cfg = cfg.replace(style_weight=99.0, iterations=2)
     with pytest.raises(adain.train.CheckpointError, match="style_weight"):
         Trainer(cfg).run(resume=out / "checkpoint.pth")
 
@@ -197,7 +201,7 @@ def test_resume_refuses_other_training_settings(data, tmp_path, capsys) -> None:
 # ---- failures ------------------------------------------------------------------------------------------
 
 
-def test_interrupted_checkpoint_write_keeps_the_previous_one(data, tmp_path, monkeypatch) -> None:
+def test_interrupted_checkpoint_write_keeps_the_previous_one(data, tmp_path, monkeypatch, capsys) -> None:
     out = tmp_path / "run"
     assert main(_args(data, out, *RANDOM, "--iterations", "2", "--checkpoint-every", "2")) == 0
     before = (out / "checkpoint.pth").read_bytes()
@@ -210,9 +214,14 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(data, tmp_path, mon
         raise OSError("disk full")  # … then the write fails
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
-        main(_args(data, out, *RANDOM, "--resume", "--iterations", "4"))
+    capsys.readouterr()
+    assert main(_args(data, out, *RANDOM, "--resume", "--iterations", "4")) == 1
     monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert f"adain train: error: cannot write checkpoint {out / 'checkpoint.pth'}: " in err
+    assert "Traceback" not in err and [line for line in err.splitlines() if "error" in line] == [
+        err.strip().splitlines()[-1]
+    ]
     assert (out / "checkpoint.pth").read_bytes() == before
     assert load_checkpoint(out / "checkpoint.pth")["iteration"] == 2
     assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
@@ -221,14 +230,14 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(data, tmp_path, mon
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(data, tmp_path, monkeypatch, capsys) -> None:
     out = tmp_path / "run"
     calls = []
-    real = adain.train.content_loss
+    real = mmd.objective.content_mse
 
     def nan_at_third(generated, target):
         calls.append(1)
         value = real(generated, target)
         return value * float("nan") if len(calls) == 3 else value
 
-    monkeypatch.setattr(adain.train, "content_loss", nan_at_third)
+    monkeypatch.setattr(mmd.objective, "content_mse", nan_at_third)
     code = main(_args(data, out, *RANDOM, "--iterations", "5", "--checkpoint-every", "2"))
     assert code == 1
     err = capsys.readouterr().err
@@ -241,7 +250,7 @@ def test_sigint_saves_a_checkpoint_and_restores_handlers(data, tmp_path, monkeyp
     out = tmp_path / "run"
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     calls = []
-    real = adain.train.content_loss
+    real = mmd.objective.content_mse
 
     def interrupt_at_second(generated, target):
         calls.append(1)
@@ -249,7 +258,7 @@ def test_sigint_saves_a_checkpoint_and_restores_handlers(data, tmp_path, monkeyp
             os.kill(os.getpid(), signal.SIGINT)
         return real(generated, target)
 
-    monkeypatch.setattr(adain.train, "content_loss", interrupt_at_second)
+    monkeypatch.setattr(mmd.objective, "content_mse", interrupt_at_second)
     code = main(_args(data, out, *RANDOM, "--iterations", "10", "--checkpoint-every", "5"))
     assert code == 128 + signal.SIGINT
     assert load_checkpoint(out / "checkpoint.pth")["iteration"] == 2  # the iteration in flight finished
@@ -287,3 +296,157 @@ def test_resume_rejects_contradicting_options(data, tmp_path, capsys) -> None:
         main(["train", "--output", str(out), "--resume", "--encoder", "mobilenet_v2", "--iterations", "2"])
         == 0
     )
+
+
+# ---- issue 13: training faults -------------------------------------------------------------------------
+
+
+def _one_error_line(err: str) -> str:
+    """The stderr of a failed run: exactly one ``adain train: error:`` line and no traceback."""
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("adain train: error: "), err
+    return errors[0]
+
+
+def test_diverging_weights_are_never_written_and_a_resume_may_lower_lr(data, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    assert main(_args(data, out, *RANDOM, "--iterations", "2", "--checkpoint-every", "2")) == 0
+    before = (out / "checkpoint.pth").read_bytes()
+    final = (out / "decoder_final.pth").read_bytes()
+    capsys.readouterr()
+    real_step = torch.optim.Adam.step
+
+    def diverging_step(self, *a, **kw):  # a step that leaves one weight at inf (as a huge lr would)
+        result = real_step(self, *a, **kw)
+        with torch.no_grad():
+            self.param_groups[0]["params"][0].view(-1)[0] = float("inf")
+        return result
+
+    monkeypatch.setattr(torch.optim.Adam, "step", diverging_step)
+    assert main(_args(data, out, *RANDOM, "--resume", "--iterations", "4")) == 1
+    monkeypatch.undo()
+    line = _one_error_line(capsys.readouterr().err)
+    assert "weights became non-finite at iteration 3" in line and "lower --lr" in line
+    assert str(out / "checkpoint.pth") in line
+    assert (out / "checkpoint.pth").read_bytes() == before  # never overwritten with non-finite weights
+    assert (out / "decoder_final.pth").read_bytes() == final
+    assert main(_args(data, out, *RANDOM, "--resume", "--iterations", "3", "--lr", "1e-5")) == 0
+    assert read_log(out / "log.csv")[-1]["lr"] == pytest.approx(1e-5 / (1 + 5e-5 * 2))
+    ckpt = load_checkpoint(out / "checkpoint.pth")
+    assert ckpt["iteration"] == 3 and ckpt["config"]["lr"] == 1e-5
+    assert all(bool(torch.isfinite(v).all()) for v in ckpt["decoder"].values())
+
+
+@pytest.mark.parametrize("lr, code", [("1e40", 2), ("3e38", 1)])
+def test_huge_lr_is_one_error_line(data, tmp_path, capsys, lr, code) -> None:
+    out = tmp_path / "run"
+    assert main(_args(data, out, *RANDOM, "--iterations", "2", "--lr", lr)) == code
+    line = _one_error_line(capsys.readouterr().err)
+    assert "lr" in line
+    assert not (out / "checkpoint.pth").exists() and not (out / "decoder_final.pth").exists()
+
+
+def test_resume_compares_options_typed_with_their_default_value(data, tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(_args(data, out, *RANDOM, "--iterations", "1", "--seed", "1")) == 0
+    capsys.readouterr()
+    assert main(["train", "--output", str(out), "--resume", "--seed", "0", "--iterations", "2"]) == 2
+    assert "seed 0 (the checkpoint has 1)" in capsys.readouterr().err
+    assert (
+        main(["train", "--output", str(out), "--resume", "--style-loss", "meanstd", "--iterations", "2"]) == 0
+    )
+
+
+def test_resume_refuses_other_images_with_the_same_count(data, tmp_path, capsys, write_random_images) -> None:
+    out = tmp_path / "run"
+    assert main(_args(data, out, *RANDOM, "--iterations", "1")) == 0
+    other = tmp_path / "other"
+    write_random_images(other, 6, 5, nested=True)  # same names and count, other sizes
+    (other / "img0.png").write_bytes((other / "img0.png").read_bytes() + b"\0" * 10)
+    capsys.readouterr()
+    args = _args((other, data[1]), out, *RANDOM, "--resume", "--iterations", "2")
+    assert main(args) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "other content images" in line and str(other) in line
+
+
+def test_output_that_is_a_file_is_one_error_line(data, tmp_path, capsys) -> None:
+    out = tmp_path / "file"
+    out.write_text("not a folder")
+    assert main(_args(data, out, *RANDOM, "--iterations", "1")) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert f"output folder {out}" in line and "--output" in line
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c.update(bogus=1), "unknown training config keys: bogus"),
+        (lambda c: c.update(batch_size="two"), "batch_size must be an integer"),
+        (lambda c: c.update(style_loss={"name": "mmd", "kernel": {"name": "laplace"}}), "unknown kernel"),
+    ],
+)
+def test_malformed_checkpoint_config_is_one_error_line_naming_the_file(
+    data, tmp_path, capsys, change, message
+):
+    out = tmp_path / "run"
+    assert main(_args(data, out, *RANDOM, "--iterations", "1")) == 0
+    payload = torch.load(out / "checkpoint.pth", weights_only=True)
+    change(payload["training"]["config"])
+    torch.save(payload, out / "checkpoint.pth")
+    capsys.readouterr()
+    assert main(["train", "--output", str(out), "--resume", "--iterations", "2"]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert str(out / "checkpoint.pth") in line and message in line
+
+
+def test_model_file_with_non_finite_weights_is_refused_naming_it(data, tmp_path) -> None:
+    out = tmp_path / "run"
+    assert main(_args(data, out, *RANDOM, "--iterations", "1")) == 0
+    payload = torch.load(out / "decoder_final.pth", weights_only=True)
+    payload["decoder"]["1.weight"][0, 0, 0, 0] = float("inf")
+    torch.save(payload, tmp_path / "bad.pth")
+    with pytest.raises(adain.train.CheckpointError, match=r"bad\.pth.*1\.weight.*not finite"):
+        read_model_file(tmp_path / "bad.pth")
+
+
+def test_samples_are_written_before_their_checkpoint_and_restored_on_resume(data, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    seen = []
+    real = adain.train.loop.save_checkpoint
+
+    def recording(path, **kw):
+        seen.append(
+            (
+                kw["training"]["iteration"],
+                (out / "samples" / f"iter_{kw['training']['iteration']:07d}.png").exists(),
+            )
+        )
+        return real(path, **kw)
+
+    monkeypatch.setattr(adain.train.loop, "save_checkpoint", recording)
+    assert main(_args(data, out, *RANDOM, "--iterations", "2", "--checkpoint-every", "1")) == 0
+    assert seen == [(1, True), (2, True)]
+    (out / "samples" / "iter_0000002.png").unlink()  # as a kill between checkpoint and samples once left it
+    assert main(_args(data, out, *RANDOM, "--resume", "--iterations", "3")) == 0
+    assert (out / "samples" / "iter_0000002.png").exists()
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(data, tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    args = [a for a in _args(data, out, *RANDOM, "--iterations", "2") if a != "--no-progress"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "it/s" not in err and "it]" not in err and "\r" not in err
+    assert err.count("wrote ") == 1  # the final line once
+
+
+def test_checkpoint_writer_refuses_non_finite_weights(tmp_path) -> None:
+    from adain.train.checkpoint import TrainingWriteError, save_checkpoint
+
+    state = {"w": torch.tensor([1.0, float("nan")])}
+    with pytest.raises(TrainingWriteError, match=r"not writing .*checkpoint\.pth.*w are not finite"):
+        save_checkpoint(tmp_path / "checkpoint.pth", encoder_name="mobilenet_v2", decoder_state=state,
+                        config={}, training={})  # fmt: skip
+    assert list(tmp_path.iterdir()) == []

@@ -81,6 +81,7 @@ def _assert_close(a: dict, b: dict) -> None:
         torch.testing.assert_close(a["decoder"][key], b["decoder"][key], rtol=1e-5, atol=1e-6, msg=key)
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_with_the_combined_batch_and_resume(data, tmp_path) -> None:
     ddp, single = tmp_path / "ddp", tmp_path / "single"
     # 2 iterations, then resume to 4 under DDP (checkpoint and resume with 2 processes)
@@ -162,6 +163,7 @@ def _worker(rank: int, port: int, data: tuple[Path, Path], out: Path, fault: str
     (results / f"rank{rank}.txt").write_text(outcome)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["nan", "signal"])
 def test_a_fault_on_one_rank_stops_all_ranks_at_the_same_iteration(data, tmp_path, fault) -> None:
     import torch.multiprocessing as mp

@@ -1,5 +1,8 @@
 """Optimisation-based style transfer and texture synthesis (Gatys et al.) with any :mod:`mmd` style loss.
 
+Not AdaIN: this module uses the shared network and image layer (an encoder from :mod:`adain.encoders`) and
+the :class:`mmd.StyleObjective`, nothing of the AdaIN model, its decoders or its training.
+
 The pixels of one image are optimised so that its features under a frozen encoder match the *content*
 image's features at one layer and the *style* image's statistics at several layers::
 
@@ -36,7 +39,7 @@ Everything is deterministic given ``seed``: the noise image comes from a private
 
 >>> encoder = build_encoder("mobilenet_v2")
 >>> settings = OptimizeSettings(content_layer="s16", style_layers={"s2": 1, "s4": 1, "s8": 1, "s16": 1})
->>> result = optimize_image(encoder, mmd.style_loss("gram"), style, content, settings)
+>>> result = optimize_image(encoder, mmd.build_style_loss({"name": "gram"}), style, content, settings)
 >>> result.image            # [3, H, W] in [0, 1];  result.history["total"]: one value per iteration
 """
 
@@ -51,6 +54,7 @@ import torch
 from torch import Tensor, nn
 
 from mmd.losses import StyleLoss
+from mmd.objective import StyleObjective, content_mse
 
 __all__ = [
     "Init",
@@ -62,6 +66,7 @@ __all__ = [
     "content_loss",
     "optimize_image",
     "style_normalisers",
+    "texture_reference",
     "total_variation",
 ]
 
@@ -165,8 +170,19 @@ def total_variation(images: Tensor) -> Tensor:
 
 
 def content_loss(generated: Tensor, target: Tensor) -> Tensor:
-    """Mean squared feature error. ``[B, N, H, W]`` and ``[B|1, N, H, W]`` → ``[B]``."""
-    return (generated - target).pow(2).flatten(1).mean(dim=1)
+    """Mean squared feature error: ``[B, N, H, W]``, ``[B|1, N, H, W]`` → ``[B]`` (``mmd.content_mse``)."""
+    return content_mse(generated, target)
+
+
+def texture_reference(size: tuple[int, int], seed: int, *, like: Tensor) -> Tensor:
+    """The seeded uniform-noise image ``[1, 3, *size]`` that textures start from and are normalised by.
+
+    Drawn on the CPU in float32 from a private generator, then moved to ``like``'s dtype and device, so it
+    is the same image on every device and in every dtype (the optimiser and the evaluator both call this).
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    noise = torch.rand((1, 3, *size), generator=generator, dtype=torch.float32)
+    return noise.to(dtype=like.dtype, device=like.device)
 
 
 def style_normalisers(
@@ -175,24 +191,13 @@ def style_normalisers(
     style: Mapping[str, Tensor],
     layers: list[str] | tuple[str, ...],
 ) -> dict[str, Tensor]:
-    """``ref_l = loss(reference[l], style[l])`` per layer (scalar tensors, no gradient).
+    """``ref_l = loss(reference[l], style[l])`` per layer (scalar tensors, no gradient); see
+    :meth:`mmd.StyleObjective.normalisers`.
 
     Raises:
-        ValueError: a normaliser is not positive and finite (e.g. the reference image *is* the style
-            image), so the normalised loss would be undefined.
+        ValueError: a normaliser is not positive and finite (e.g. the reference image *is* the style).
     """
-    out: dict[str, Tensor] = {}
-    with torch.no_grad():
-        for layer in layers:
-            value = loss(reference[layer], style[layer]).sum()
-            if not bool(torch.isfinite(value)) or float(value) <= 0:
-                raise ValueError(
-                    f"style loss {loss.name!r} of the reference image at layer {layer!r} is "
-                    f"{float(value)!r}: it must be positive to normalise by it (is the reference image the "
-                    "style image?). Use normalise='none' or another content image."
-                )
-            out[layer] = value
-    return out
+    return StyleObjective(loss, dict.fromkeys(layers, 1.0)).normalisers(reference, style)
 
 
 def _as_batch(image: Tensor, what: str) -> Tensor:
@@ -218,31 +223,25 @@ class _Objective:
     def __init__(
         self,
         encoder: nn.Module,
-        loss: StyleLoss,
+        objective: StyleObjective,
         settings: OptimizeSettings,
         style_feats: Mapping[str, Tensor],
         content_feats: Mapping[str, Tensor] | None,
         normalisers: Mapping[str, Tensor],
     ) -> None:
-        self.encoder, self.loss, self.settings = encoder, loss, settings
+        self.encoder, self.objective, self.settings = encoder, objective, settings
         self.style_feats, self.content_feats, self.normalisers = style_feats, content_feats, normalisers
-        self.layers = list(settings.style_layers)
-        if settings.content_layer is not None and settings.content_layer not in self.layers:
-            self.layers.append(settings.content_layer)
 
     def __call__(self, image: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        s = self.settings
-        feats = self.encoder(image, layers=self.layers)  # the encoder fixes the gradient layout (base.py)
-        terms: dict[str, Tensor] = {}
-        style = image.new_zeros(())
-        for layer, weight in s.style_layers.items():
-            term = self.loss(feats[layer], self.style_feats[layer]).sum() / self.normalisers[layer]
-            terms[f"style/{layer}"] = term
-            style = style + float(weight) * term
+        s, obj = self.settings, self.objective
+        feats = self.encoder(image, layers=obj.layers)  # the encoder fixes the gradient layout (base.py)
+        raw = obj.style_terms(feats, self.style_feats, self.normalisers)
+        per_layer = {layer: value.sum() for layer, value in raw.items()}
+        terms: dict[str, Tensor] = {f"style/{layer}": term for layer, term in per_layer.items()}
+        style = obj.weighted(per_layer)
         content = image.new_zeros(())
-        if self.content_feats is not None and s.content_layer is not None:
-            raw = content_loss(feats[s.content_layer], self.content_feats[s.content_layer]).sum()
-            content = raw / self.normalisers["content"]
+        if self.content_feats is not None and obj.content_layer is not None:
+            content = obj.content(feats, self.content_feats).sum() / self.normalisers["content"]
         tv = total_variation(image).sum() if s.tv_weight > 0 else image.new_zeros(())
         total = s.content_weight * content + s.style_weight * style + s.tv_weight * tv
         terms.update(total=total, content=content, style=style, tv=tv)
@@ -281,32 +280,33 @@ def optimize_image(
     style_b = _as_batch(style_image, "style").detach()
     if s.texture:
         content_b = None
-        size = tuple(s.size) if s.size is not None else tuple(style_b.shape[-2:])
+        shape = s.size if s.size is not None else style_b.shape[-2:]
+        size: tuple[int, int] = (int(shape[0]), int(shape[1]))
     else:
         if content_image is None:
             raise ValueError(f"content_layer={s.content_layer!r} needs a content image (None for textures)")
         content_b = _as_batch(content_image, "content").detach().to(style_b)
-        size = tuple(content_b.shape[-2:])
-    generator = torch.Generator(device=style_b.device).manual_seed(s.seed)
-    noise = torch.rand((1, 3, *size), generator=generator, dtype=style_b.dtype, device=style_b.device)
+        size = (content_b.shape[-2], content_b.shape[-1])
+    noise = texture_reference(size, s.seed, like=style_b)
+    objective = StyleObjective(loss, s.style_layers, content_layer=s.content_layer)
 
-    layers = list(s.style_layers)
+    layers = objective.style_layers
     with torch.no_grad():
         style_feats = encoder(style_b, layers=layers)
         content_feats = None if content_b is None else encoder(content_b, layers=[s.content_layer])
         if s.normalise == "reference":
             reference = noise if content_b is None else content_b
-            normalisers = style_normalisers(loss, encoder(reference, layers=layers), style_feats, layers)
-            if content_feats is not None:
-                normalisers["content"] = content_feats[s.content_layer].pow(2).mean().clamp_min(1e-12)
+            ref_feats = encoder(reference, layers=layers)
+            normalisers = objective.normalisers(ref_feats, style_feats, content_feats)
         else:
             normalisers = {layer: style_b.new_ones(()) for layer in [*layers, "content"]}
     normalisers.setdefault("content", style_b.new_ones(()))
-    objective = _Objective(encoder, loss, s, style_feats, content_feats, normalisers)
+    run_objective = _Objective(encoder, objective, s, style_feats, content_feats, normalisers)
 
     init = {"content": content_b, "noise": noise, "style": None}[s.init]
     if s.init == "style":
         init = _resize(style_b, size)
+    assert init is not None  # init="content" needs a content image (checked above)
     param = _to_parameter(init, s.parametrisation)
     image_of = torch.sigmoid if s.parametrisation == "sigmoid" else (lambda p: p)
 
@@ -325,7 +325,7 @@ def optimize_image(
         def closure() -> Tensor:
             nonlocal first, evaluations
             optimizer.zero_grad(set_to_none=True)
-            total, terms = objective(image_of(param))
+            total, terms = run_objective(image_of(param))
             total.backward()
             evaluations += 1
             if first:  # the image at the start of this step (line searches evaluate more)
@@ -334,7 +334,7 @@ def optimize_image(
             return total
 
         before = param.detach().clone() if s.optimizer == "lbfgs" else None
-        optimizer.step(closure)
+        optimizer.step(closure)  # type: ignore[arg-type]  # a closure returning the loss tensor
         if before is not None and torch.equal(before, param.detach()):
             # the line search made no progress (a noisy curvature pair can give a useless direction, and
             # L-BFGS would then repeat the same failed step forever): drop the history and restart
@@ -346,7 +346,7 @@ def optimize_image(
 
     with torch.no_grad():
         image = image_of(param).detach()
-        _record(history, objective(image)[1])
+        _record(history, run_objective(image)[1])
     return OptimizeResult(
         image=image[0],
         history=history,

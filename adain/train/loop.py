@@ -1,0 +1,602 @@
+"""The training loop: :class:`Trainer` builds the networks, data, objective and optimiser of a
+:class:`~adain.train.config.TrainConfig` and runs it (see :mod:`adain.train` for the maths and guarantees)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+import mmd
+from adain.augment import StyleAugment
+from adain.data import ImageFolder, InfiniteSampler, derive_seed
+from adain.decoders import Decoder, build_decoder
+from adain.devices import resolve_device
+from adain.distributed import Distributed
+from adain.encoders import DEFAULT_WEIGHTS, FeatureEncoder, build_encoder
+from adain.errors import AdainError, CheckpointError
+from adain.model import autocast_context
+from adain.modelfile import save_model_file
+from adain.ops import adaptive_instance_norm
+from adain.torchfiles import state_dict_problems
+
+from . import reporting
+from .checkpoint import (
+    TrainingWriteError,
+    dataset_fingerprint,
+    initial_decoder_state,
+    load_checkpoint,
+    non_finite_tensors,
+    save_checkpoint,
+)
+from .config import RUN_FIELDS, TrainConfig
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "FINAL_MODEL_NAME",
+    "NonFiniteLossError",
+    "TrainResult",
+    "Trainer",
+    "default_style_layers",
+    "learning_rate",
+    "style_layer_weights",
+    "style_objective",
+]
+
+CHECKPOINT_NAME = "checkpoint.pth"
+FINAL_MODEL_NAME = "decoder_final.pth"
+CONTENT_STREAM, STYLE_STREAM = 0, 1
+
+
+class NonFiniteLossError(AdainError):
+    """A loss or, after a step, a decoder weight became NaN or infinite; the run stopped and wrote nothing."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :meth:`Trainer.run` did: the last iteration reached and where things are."""
+
+    iteration: int
+    checkpoint_path: Path
+    model_path: Path | None  # None when stopped by a signal before the end
+    stopped_by: int | None  # signal number, or None for a completed run
+
+
+def default_style_layers(encoder: FeatureEncoder) -> list[str]:
+    """The encoder's taps up to and including its ``adain_layer``."""
+    names = list(encoder.layer_names)
+    return names[: names.index(encoder.adain_layer) + 1]
+
+
+def style_layer_weights(
+    config: TrainConfig, encoder: FeatureEncoder, layers: Sequence[str]
+) -> dict[str, float]:
+    """Weight of each style layer under ``config.layer_weighting`` (see :class:`TrainConfig`)."""
+    mode = config.layer_weighting
+    if mode == "auto":
+        mode = "channels" if config.style_loss.name == "meanstd" else "ones"
+    return {k: (1.0 / encoder.channels[k] if mode == "channels" else 1.0) for k in layers}
+
+
+def style_objective(
+    config: TrainConfig, encoder: FeatureEncoder, layers: Sequence[str]
+) -> mmd.StyleObjective:
+    """The training objective: the config's style loss on ``layers``, content loss at the AdaIN layer."""
+    return mmd.StyleObjective(
+        config.style_loss.build(),
+        style_layer_weights(config, encoder, layers),
+        content_layer=encoder.adain_layer,
+    )
+
+
+def learning_rate(lr: float, lr_decay: float, iteration: int) -> float:
+    """``lr / (1 + lr_decay · iteration)``."""
+    return lr / (1.0 + lr_decay * iteration)
+
+
+@contextlib.contextmanager
+def _seeded_global_rng(seed: int) -> Iterator[None]:
+    """Seed the global CPU RNG for a block (module initialisation), restoring it afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextlib.contextmanager
+def _stop_on_signals(flag: list[int]) -> Iterator[None]:
+    """While inside, SIGINT/SIGTERM append their number to ``flag`` (a second one raises
+    ``KeyboardInterrupt``); the previous handlers are restored on exit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if flag:  # a second signal while stopping: give up at once (the checkpoint file stays whole)
+            raise KeyboardInterrupt
+        flag.append(signum)
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def check_output_writable(output: Path) -> None:
+    """Create ``output`` and check that files can be written in it.
+
+    Raises:
+        TrainingWriteError: naming the folder (read-only, a file, no permission).
+    """
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        probe = output / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise TrainingWriteError(
+            f"cannot write into the output folder {output}: {e.strerror or e}; choose another --output"
+        ) from e
+
+
+class Trainer:
+    """Builds the networks, data and optimiser of a :class:`TrainConfig` and runs the training loop.
+
+    Args:
+        config: the run.
+        log: where one-line messages go (default: stderr; rank 0 only).
+        dist: this process's rank and world size (default: a single process); see :mod:`adain.train`.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        log: Callable[[str], None] | None = None,
+        dist: Distributed | None = None,
+    ) -> None:
+        self.config = config
+        self.dist = dist or Distributed()
+        if config.batch_size % self.dist.world_size:
+            raise ValueError(
+                f"batch_size {config.batch_size} (the combined batch) must be divisible by the number of "
+                f"processes {self.dist.world_size}"
+            )
+        self.local_batch = config.batch_size // self.dist.world_size
+        say = log or (lambda msg: print(msg, file=sys.stderr))
+        self.log = say if self.dist.is_main else (lambda msg: None)
+        self.device = resolve_device(config.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.output = Path(config.output).expanduser()
+        self.content_data = ImageFolder(
+            config.content_dir, config.image_size, config.crop_size, cache=config.cache_images
+        )
+        self.style_data = ImageFolder(
+            config.style_dir,
+            config.image_size,
+            config.crop_size,
+            augment=StyleAugment() if config.style_augment else None,
+            cache=config.cache_images,
+        )
+        self.encoder = self._build_encoder().to(self.device)
+        with _seeded_global_rng(config.seed):
+            self.decoder: Decoder = build_decoder(config.encoder).to(self.device)
+        if config.init_decoder:
+            self.decoder.load_state_dict(
+                initial_decoder_state(config.init_decoder, self.decoder, config.encoder)
+            )
+        if config.channels_last:
+            self.encoder.to(memory_format=torch.channels_last)
+            self.decoder.to(memory_format=torch.channels_last)
+        self.layers = list(config.layers) if config.layers else default_style_layers(self.encoder)
+        unknown = [name for name in self.layers if name not in self.encoder.layer_names]
+        if unknown:
+            raise ValueError(
+                f"encoder {config.encoder!r} has no layer(s) {', '.join(unknown)}; its layers are "
+                f"{', '.join(self.encoder.layer_names)}"
+            )
+        stride = self.encoder.strides[self.encoder.adain_layer]
+        if config.crop_size % stride:
+            raise ValueError(
+                f"crop_size {config.crop_size} must be a multiple of the {config.encoder} encoder's stride "
+                f"{stride} at {self.encoder.adain_layer!r}"
+            )
+        self.objective = style_objective(config, self.encoder, self.layers)
+        self.layer_weights = dict(self.objective.layer_weights)
+        self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=config.lr)
+        self.model: torch.nn.Module = self.decoder  # what the forward pass calls (DDP-wrapped if K > 1)
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.decoder, device_ids=ids)
+        fp16_cuda = config.precision == "fp16" and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16_cuda)
+        self.iteration = 0
+        self.consumed = 0  # samples drawn from each stream (per rank)
+
+    def _build_encoder(self) -> FeatureEncoder:
+        c = self.config
+        if not c.pretrained:
+            with _seeded_global_rng(c.seed + 1):
+                return build_encoder(c.encoder, weights=None)
+        return build_encoder(c.encoder, weights=c.encoder_weights or DEFAULT_WEIGHTS)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.output / CHECKPOINT_NAME
+
+    @property
+    def log_path(self) -> Path:
+        return self.output / reporting.LOG_NAME
+
+    # ---- one step --------------------------------------------------------------------------------------
+
+    def losses(self, content: Tensor, style: Tensor) -> tuple[Tensor, Tensor]:
+        """``(L_c, L_s)`` scalars for batches ``[B, 3, S, S]`` (:mod:`adain.train`); differentiable in D."""
+        enc, adain_layer = self.encoder, self.encoder.adain_layer
+        wanted = sorted(set(self.layers) | {adain_layer}, key=enc.layer_names.index)
+        with autocast_context(self.device, self.config.precision):
+            with torch.no_grad():
+                c_feat = enc(content, layers=adain_layer)[adain_layer]
+                s_feats = enc(style, layers=wanted)
+                target = adaptive_instance_norm(c_feat.float(), s_feats[adain_layer].float())
+            generated = self.model(target)
+            g_feats = enc(generated, layers=wanted)
+        loss_c = self.objective.content(g_feats, target).mean()
+        gen = {k: g_feats[k].float() for k in self.layers}
+        sty = {k: s_feats[k].float() for k in self.layers}
+        if self.config.style_positions is not None:
+            rng = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.iteration)
+            count = self.config.style_positions
+            gen = {k: mmd.random_positions(v, count, rng) for k, v in gen.items()}
+            sty = {k: mmd.random_positions(v, count, rng) for k, v in sty.items()}
+        loss_s = self.objective.style(gen, sty).mean()
+        return loss_c, loss_s
+
+    def next_batch_losses(self) -> tuple[float, float]:
+        """``(L_c, L_s)`` of the current decoder on the batch the next iteration will draw (no state changes;
+        used to calibrate style weights across losses, see ``experiments/decoder_ablation.py``)."""
+        content = next(self._loader(self.content_data, CONTENT_STREAM)).to(self.device)
+        style = next(self._loader(self.style_data, STYLE_STREAM)).to(self.device)
+        with torch.no_grad():
+            loss_c, loss_s = self.losses(content, style)
+        return float(loss_c), float(loss_s)
+
+    # ---- checkpoints -----------------------------------------------------------------------------------
+
+    def fingerprints(self) -> dict[str, Any]:
+        """Names and sizes of the training images (a resumed run must see the same data)."""
+        return {
+            "content": dataset_fingerprint(self.content_data.paths, self.content_data.folder),
+            "style": dataset_fingerprint(self.style_data.paths, self.style_data.folder),
+        }
+
+    def model_config(self) -> dict[str, Any]:
+        """The config a model file (and a checkpoint) records."""
+        return {
+            **self.config.to_dict(),
+            "trained_iterations": self.iteration,
+            "style_layer_weights": self.layer_weights,
+        }
+
+    def training_state(self) -> dict[str, Any]:
+        """The training part of a checkpoint (see :mod:`adain.train.checkpoint`)."""
+        c = self.config
+        shard = {"rank": self.dist.rank, "world_size": self.dist.world_size}
+        content_sampler = InfiniteSampler(len(self.content_data), c.seed, CONTENT_STREAM, **shard)
+        style_sampler = InfiniteSampler(len(self.style_data), c.seed, STYLE_STREAM, **shard)
+        return {
+            "iteration": self.iteration,
+            "config": c.to_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "schedule": {
+                "kind": "inverse",
+                "lr": c.lr,
+                "lr_decay": c.lr_decay,
+                "current_lr": learning_rate(c.lr, c.lr_decay, self.iteration),
+            },
+            "data": {
+                "content": content_sampler.state_dict(self.consumed),
+                "style": style_sampler.state_dict(self.consumed),
+            },
+            "dataset": self.fingerprints(),
+            # No stateful generator is used: every draw is seeded from (seed, stream, sample), so the
+            # samplers' positions above are the complete random state (see adain.data).
+            "rng": {"scheme": "derive_seed(seed, stream, epoch, slot)", "seed": c.seed},
+        }
+
+    def load_state(self, state: Mapping[str, Any], source: str = "checkpoint") -> None:
+        """Restore decoder, optimiser, scaler, iteration, data positions from :func:`load_checkpoint`."""
+        problems = state_dict_problems(self.decoder.state_dict(), state["decoder"])
+        if problems:
+            raise CheckpointError(f"{source}: the decoder does not fit: {'; '.join(problems)}")
+        self.decoder.load_state_dict(state["decoder"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{source}: malformed optimizer state: {e}") from e
+        if state.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        self.iteration = int(state["iteration"])
+        saved_world = int(state["data"]["content"].get("world_size", 1))
+        if saved_world != self.dist.world_size:
+            raise CheckpointError(
+                f"{source} was written by {saved_world} process(es); resume it with the same number "
+                f"(now {self.dist.world_size})"
+            )
+        for name, data in (("content", self.content_data), ("style", self.style_data)):
+            try:
+                InfiniteSampler.from_state_dict(len(data), state["data"][name])
+            except (ValueError, KeyError, TypeError) as e:
+                raise CheckpointError(f"{source}: {name} folder {data.folder}: {e}") from e
+        saved_data = state.get("dataset")
+        if saved_data is not None:
+            mine = self.fingerprints()
+            for name, data in (("content", self.content_data), ("style", self.style_data)):
+                if saved_data.get(name) != mine[name]:
+                    raise CheckpointError(
+                        f"{source} was trained on other {name} images than those in {data.folder} (names or "
+                        "sizes differ); resume with the same data, or start a new run"
+                    )
+        self.consumed = int(state["data"]["content"]["consumed"])
+        for group in self.optimizer.param_groups:  # a resumed run may change lr (RUN_FIELDS)
+            group["lr"] = learning_rate(self.config.lr, self.config.lr_decay, self.iteration)
+
+    def save_checkpoint(self) -> Path:
+        """Write the samples and the plot of this iteration, then ``checkpoint.pth`` atomically (so a kill
+        never leaves a checkpoint whose samples are missing). Under DDP rank 0 writes, all wait."""
+        if self.dist.is_main:
+            self.write_reports()
+            save_checkpoint(
+                self.checkpoint_path,
+                encoder_name=self.config.encoder,
+                decoder_state=self.decoder.state_dict(),
+                config=self.model_config(),
+                training=self.training_state(),
+            )
+        self.dist.barrier()
+        return self.checkpoint_path
+
+    def write_reports(self) -> None:
+        """The loss plot and the samples of the current iteration (rank 0)."""
+        c = self.config
+        try:
+            reporting.write_plot(
+                self.log_path,
+                self.output / reporting.PLOT_NAME,
+                title=f"{c.encoder} decoder, iteration {self.iteration}",
+                style_label=c.style_loss.name,
+                weights=(c.content_weight, c.style_weight),
+            )
+            reporting.write_samples(
+                reporting.sample_path(self.output, self.iteration),
+                self.encoder,
+                self.decoder,
+                self.sample_pairs(),
+                c.crop_size,
+            )
+        except OSError as e:
+            raise TrainingWriteError(
+                f"cannot write the plot or samples in {self.output}: {e.strerror or e}"
+            ) from e
+
+    def sample_pairs(self) -> list[tuple[Path, Path]]:
+        """The fixed pairs stylized at each checkpoint: content ``i`` with style ``i mod n_styles``."""
+        contents, styles = self.content_data.paths, self.style_data.paths
+        k = min(self.config.num_samples, len(contents))
+        return [(contents[i], styles[i % len(styles)]) for i in range(k)]
+
+    def resume(self, path: str | Path) -> None:
+        """Load a checkpoint (its config must agree except :data:`RUN_FIELDS` and the folders' paths).
+
+        Raises:
+            CheckpointError: unreadable checkpoint, one from a different setup or other data.
+        """
+        state = load_checkpoint(path)
+        saved = dict(state["config"])
+        mine = self.config.to_dict()
+        differ = [
+            f"{k} ({saved.get(k)!r} in the checkpoint, {mine[k]!r} now)"
+            for k in mine
+            if k not in RUN_FIELDS and k not in ("content_dir", "style_dir") and saved.get(k) != mine[k]
+        ]
+        if differ:
+            raise CheckpointError(f"checkpoint {path} was written with other settings: {'; '.join(differ)}")
+        self.load_state(state, source=str(path))
+
+    # ---- the loop --------------------------------------------------------------------------------------
+
+    def _loader(self, data: ImageFolder, stream: int) -> Iterator[Tensor]:
+        c = self.config
+        sampler = InfiniteSampler(
+            len(data),
+            c.seed,
+            stream,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            start=self.consumed,
+        )
+        loader = DataLoader(
+            data,
+            batch_size=self.local_batch,
+            sampler=sampler,
+            num_workers=c.workers,
+            persistent_workers=c.workers > 0,
+            pin_memory=self.device.type == "cuda",
+            # DataLoader draws a base seed for its workers; a private generator keeps the global RNG
+            # untouched (the draws themselves do not depend on it, see adain.data)
+            generator=torch.Generator().manual_seed(derive_seed(c.seed, stream)),
+        )
+        return iter(loader)
+
+    def _combined(self, losses: Sequence[Tensor], signals: list[int], stop: list[int]) -> tuple[float, ...]:
+        """The losses as floats, averaged over the ranks under DDP; there also append to ``stop`` the largest
+        signal number any rank has received (so that all ranks stop at the same iteration)."""
+        if not self.dist.enabled:
+            return tuple(float(v.detach()) for v in losses)
+        values = torch.stack([v.detach().float() for v in losses])
+        self.dist.all_reduce(values, "sum")
+        flag = torch.tensor([signals[0] if signals else 0], device=self.device)
+        self.dist.all_reduce(flag, "max")
+        if int(flag) and not stop:
+            stop.append(int(flag))
+        return tuple(float(v) / self.dist.world_size for v in values.cpu())
+
+    def _kept(self) -> str:
+        if self.checkpoint_path.exists():
+            return f"the last good checkpoint {self.checkpoint_path} is kept"
+        return "no checkpoint had been written yet"
+
+    def step(
+        self, content: Tensor, style: Tensor, lr: float, signals: list[int], stop: list[int]
+    ) -> tuple[float, ...]:
+        """One optimiser step on a batch; returns ``(L_c, L_s, total)`` (combined over ranks).
+
+        Raises:
+            NonFiniteLossError: a non-finite loss (before the step) or non-finite weights after it.
+        """
+        c = self.config
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss_c, loss_s = self.losses(content, style)
+        total = c.content_weight * loss_c + c.style_weight * loss_s
+        values = self._combined((loss_c, loss_s, total), signals, stop)
+        if not all(math.isfinite(v) for v in values):
+            raise NonFiniteLossError(
+                f"non-finite loss at iteration {self.iteration + 1} (content {values[0]}, style {values[1]}, "
+                f"total {values[2]}); training stopped, {self._kept()}. Try a lower --lr or --style-weight, "
+                "or --precision fp32"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        try:
+            self.scaler.step(self.optimizer)
+        except RuntimeError as e:  # Adam's step size overflows float32 (a huge lr)
+            if "overflow" not in str(e):
+                raise
+            bad = [f"the optimiser step ({e})"]
+        else:
+            self.scaler.update()
+            bad = non_finite_tensors(self.decoder.state_dict())
+        if bad:
+            raise NonFiniteLossError(
+                f"the decoder weights became non-finite at iteration {self.iteration + 1} (lr {lr:g}; "
+                f"{', '.join(bad[:3])}); training stopped without writing them, {self._kept()}. Resume it "
+                "with a lower --lr"
+            )
+        return values
+
+    def run(self, resume: str | Path | None = None) -> TrainResult:
+        """Train up to ``config.iterations`` (from a checkpoint if ``resume``); see :mod:`adain.train`.
+
+        Raises:
+            NonFiniteLossError: a loss or weight became NaN/inf (nothing of it is written).
+            CheckpointError: bad ``resume`` file, or a checkpoint/model file that cannot be written.
+            FileExistsError: a fresh run into a folder that already holds a checkpoint.
+        """
+        c = self.config
+        if self.dist.is_main:
+            check_output_writable(self.output)
+        if resume is not None:
+            self.resume(resume)
+            self.log(f"resumed from {resume} at iteration {self.iteration}")
+        elif self.checkpoint_path.exists():
+            raise FileExistsError(
+                f"{self.checkpoint_path} exists: continue it with --resume, or choose another --output"
+            )
+        self.dist.barrier()  # every rank has checked the folder before rank 0 may write to it
+        if (
+            resume is not None
+            and self.dist.is_main
+            and not reporting.sample_path(self.output, self.iteration).exists()
+        ):
+            self.write_reports()  # samples due at the checkpoint, lost to a kill by an older version
+        signals: list[int] = []  # signals received by this process
+        stop = signals if not self.dist.enabled else []  # under DDP: signals agreed on by all ranks
+        saved_at = self.iteration if resume is not None else -1
+        keep = self.iteration if resume is not None else None
+        log_fh = reporting.open_log(self.log_path, keep) if self.dist.is_main else open(os.devnull, "w")
+        writer = csv.writer(log_fh)
+        self.decoder.train()
+        contents = self._loader(self.content_data, CONTENT_STREAM)
+        styles = self._loader(self.style_data, STYLE_STREAM)
+        bar = None
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=c.iterations,
+                initial=self.iteration,
+                disable=not (c.progress and self.dist.is_main and sys.stderr.isatty()),
+                unit="it",
+                dynamic_ncols=True,
+                leave=False,
+            )
+            with _stop_on_signals(signals):
+                while self.iteration < c.iterations and not stop:
+                    start = time.perf_counter()
+                    lr = learning_rate(c.lr, c.lr_decay, self.iteration)
+                    content = next(contents).to(self.device, non_blocking=True)
+                    style = next(styles).to(self.device, non_blocking=True)
+                    if c.channels_last:
+                        content = content.contiguous(memory_format=torch.channels_last)
+                        style = style.contiguous(memory_format=torch.channels_last)
+                    values = self.step(content, style, lr, signals, stop)
+                    self.iteration += 1
+                    self.consumed += self.local_batch
+                    rate = c.batch_size / max(time.perf_counter() - start, 1e-9)
+                    writer.writerow(
+                        [self.iteration, f"{lr:.8g}", *(f"{v:.8g}" for v in values), f"{rate:.4g}"]
+                    )
+                    bar.update(1)
+                    bar.set_postfix(content=f"{values[0]:.3g}", style=f"{values[1]:.3g}", img_s=f"{rate:.1f}")
+                    if self.iteration % c.checkpoint_every == 0 or self.iteration == c.iterations or stop:
+                        log_fh.flush()
+                        self.save_checkpoint()
+                        saved_at = self.iteration
+        finally:
+            if bar is not None:
+                bar.close()
+            log_fh.close()
+            del contents, styles
+        if stop and self.iteration < c.iterations:
+            if saved_at != self.iteration:  # a signal before the first iteration of this run
+                self.save_checkpoint()
+            self.log(
+                f"stopped by signal {stop[0]} at iteration {self.iteration}; checkpoint "
+                f"{self.checkpoint_path} written (continue with --resume)"
+            )
+            return TrainResult(self.iteration, self.checkpoint_path, None, stop[0])
+        model_path = self.output / FINAL_MODEL_NAME
+        if self.dist.is_main:
+            try:
+                model_path = save_model_file(
+                    model_path, self.decoder, encoder_name=c.encoder, config=self.model_config()
+                )
+            except OSError as e:
+                raise TrainingWriteError(
+                    f"cannot write the model file {model_path}: {e.strerror or e}; the checkpoint "
+                    f"{self.checkpoint_path} is a usable model file too"
+                ) from e
+        self.dist.barrier()
+        self.log(f"wrote {model_path} (iteration {self.iteration})")
+        return TrainResult(self.iteration, self.checkpoint_path, model_path, None)

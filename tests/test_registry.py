@@ -1,0 +1,82 @@
+"""The mmd registries of kernels and style losses and the one spec → loss function."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+import mmd
+from adain import train_cli
+from adain.train import TrainConfig
+
+
+def test_registered_names() -> None:
+    assert mmd.kernel_names() == ("gaussian", "linear", "polynomial")
+    assert mmd.style_loss_names() == ("gram", "meanstd", "mmd")
+
+
+def test_spec_builds_the_same_loss_as_the_python_api() -> None:
+    f, s = torch.randn(2, 8, 5, 6, dtype=torch.float64), torch.randn(1, 8, 4, 7, dtype=torch.float64)
+    spec = {"name": "mmd", "kernel": {"name": "polynomial", "degree": 2, "c": 1.5}}
+    direct = mmd.style_loss("mmd", kernel=mmd.kernels.polynomial(2, c=1.5))
+    torch.testing.assert_close(mmd.build_style_loss(spec)(f, s), direct(f, s))
+    gaussian = mmd.build_style_loss({"name": "mmd", "kernel": {"name": "gaussian", "sigma": [1, 2]}})
+    assert gaussian.kernel.sigmas == (1.0, 2.0)
+
+
+def test_specs_are_canonical_and_round_trip() -> None:
+    short = mmd.StyleLossSpec.from_dict({"name": "mmd", "kernel": "polynomial"})
+    full = mmd.StyleLossSpec.from_dict(
+        {"name": "mmd", "kernel": {"name": "polynomial", "degree": 2, "c": 0.0}}
+    )
+    assert short == full
+    assert short.to_dict() == {
+        "name": "mmd",
+        "kernel": {"name": "polynomial", "degree": 2, "gamma": 1.0, "c": 0.0},
+    }
+    assert mmd.StyleLossSpec.from_dict(short.to_dict()) == short
+    assert mmd.StyleLossSpec.from_dict("gram").to_dict() == {"name": "gram"}
+
+
+def test_old_poly_spelling_is_a_deprecated_alias() -> None:
+    with pytest.warns(DeprecationWarning, match="'poly' is deprecated; use 'polynomial'"):
+        spec = mmd.StyleLossSpec.from_dict({"name": "mmd", "kernel": {"name": "poly", "degree": 2}})
+    assert spec.to_dict()["kernel"]["name"] == "polynomial"
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"name": "wasserstein"}, "unknown style loss 'wasserstein'; choose one of gram, meanstd, mmd"),
+        ({"name": "mmd", "kernel": "laplace"}, "unknown kernel 'laplace'; choose one of gaussian"),
+        ({"name": "gram", "eps": 1}, "bad parameters for style loss 'gram'"),
+        ({"name": "mmd", "kernel": {"name": "polynomial", "degree": 0}}, "degree must be a positive integer"),
+        ({"kernel": "linear"}, "needs a 'name'"),
+    ],
+)
+def test_bad_specs_say_what_is_wrong(spec, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        mmd.build_style_loss(spec)
+
+
+def test_old_checkpoint_configs_convert_to_the_same_spec() -> None:
+    old = {"content_dir": "c", "style_dir": "s", "style_loss": "mmd", "kernel": "gaussian", "sigma": "median",
+           "degree": 2, "gamma": 1.0, "c": 0.0, "median_scales": [1.0]}  # fmt: skip
+    new = TrainConfig("c", "s", style_loss={"name": "mmd", "kernel": {"name": "gaussian"}})
+    assert TrainConfig.from_dict(old) == new
+    assert TrainConfig.from_dict(new.to_dict()) == new
+
+
+def test_train_cli_choices_come_from_the_registries() -> None:
+    parser = argparse.ArgumentParser()
+    train_cli.add_arguments(parser)
+    choices = {a.dest: a.choices for a in parser._actions if a.dest in ("kernel", "style_loss")}
+    assert tuple(choices["kernel"]) == mmd.kernel_names()
+    assert tuple(choices["style_loss"]) == mmd.style_loss_names()
+    args = parser.parse_args(["--style-loss", "mmd", "--kernel", "gaussian", "--sigma", "0.5,2"])
+    assert train_cli.style_loss_spec(args) == {
+        "name": "mmd",
+        "kernel": {"name": "gaussian", "sigma": [0.5, 2.0], "scales": [1.0]},
+    }
