@@ -1,7 +1,16 @@
-"""Decoder-training speed on this machine: images/s of ``adain train`` for vgg19 and mobilenet_v2.
+"""Decoder-training speed on this machine: images/s of ``adain train`` against the public PyTorch AdaIN
+port's ``train.py``, side by side in one run, and per encoder.
 
     python -m experiments.bench_train [--batch-size 8] [--crop 256] [--warmup 1] [--timed 3]
-                                      [--encoders vgg19 mobilenet_v2] [--device auto]
+                                      [--encoders vgg19_caffe_normalised mobilenet_v2] [--device auto]
+                                      [--port ../shared/reference/pytorch-AdaIN | --no-port]
+
+**Against the port** (CPU only; the port's crop is fixed at 256): the port's unmodified ``train.py`` (run by
+:mod:`experiments.port_train_runner`, which times its Adam steps) and ``adain train`` with the
+``vgg19_normalised`` encoder (the port's network and layout) get the same random encoder weights (one
+file), the same batch, the same 512 × 512 random images and 256 crops, one after the other in this
+process's run; ``adain train`` runs once with the paper's defaults and once with ``--channels-last
+--cache-images``. The ratio of images/s to the port's is printed for each.
 
 Each encoder runs :class:`adain.train.Trainer` end to end (data loading from PNG files, random crops,
 AdaIN, decoder, encoder of the output, meanstd style loss, backward, Adam step) on random 300 px images in
@@ -14,9 +23,12 @@ after ``warmup`` iterations (checkpoint writing is not in it).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,26 +37,41 @@ import numpy as np
 import torch
 from PIL import Image
 
+from adain.encoders import build_encoder
 from adain.train import TrainConfig, Trainer, read_log
 
+DEFAULT_PORT = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "pytorch-AdaIN"
 
-def _write_images(folder: Path, n: int, side: int, seed: int) -> None:
+
+def _write_images(folder: Path, n: int, side: int, seed: int, square: bool = False) -> None:
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
     for i in range(n):
-        Image.fromarray(rng.integers(0, 256, (side, side + 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+        shape = (side, side if square else side + 20, 3)
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(folder / f"{i}.png")
 
 
-def bench(encoder: str, root: Path, args: argparse.Namespace) -> tuple[float, float]:
+def bench(
+    encoder: str,
+    root: Path,
+    args: argparse.Namespace,
+    *,
+    weights: Path | None = None,
+    tag: str = "",
+    image_size: int | None = None,
+    **extra: object,
+) -> tuple[float, float]:
     """``(median images/s, wall seconds)`` of ``warmup + timed`` iterations of one encoder."""
     config = TrainConfig(
         content_dir=str(root / "content"),
         style_dir=str(root / "style"),
-        output=str(root / f"run_{encoder}"),
+        output=str(root / f"run_{encoder}{tag}"),
         encoder=encoder,
-        pretrained=False,
+        pretrained=weights is not None,
+        encoder_weights=None if weights is None else str(weights),
+        **extra,
         batch_size=args.batch_size,
-        image_size=args.crop + 44,
+        image_size=image_size or args.crop + 44,
         crop_size=args.crop,
         iterations=args.warmup + args.timed,
         checkpoint_every=10**9,
@@ -65,8 +92,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--timed", type=int, default=3)
-    p.add_argument("--encoders", nargs="+", default=["vgg19", "mobilenet_v2"])
+    p.add_argument("--encoders", nargs="+", default=["vgg19_caffe_normalised", "mobilenet_v2"])
     p.add_argument("--device", default="auto")
+    p.add_argument("--port", type=Path, default=DEFAULT_PORT, help="the PyTorch AdaIN port's folder")
+    p.add_argument("--no-port", action="store_true", help="skip the comparison with the port")
     args = p.parse_args(argv)
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     where = (
@@ -83,10 +112,54 @@ def main(argv: list[str] | None = None) -> None:
         root = Path(tmp)
         _write_images(root / "content", 2 * args.batch_size, args.crop + 44, 0)
         _write_images(root / "style", 2 * args.batch_size, args.crop + 44, 1)
-        print(f"{'encoder':<14}{'images/s':>10}{'s/iteration':>14}{'wall s':>9}")
+        if not args.no_port and device == "cpu":
+            compare_with_port(root, args)
+        print(f"{'encoder':<24}{'images/s':>10}{'s/iteration':>14}{'wall s':>9}")
         for encoder in args.encoders:
             rate, wall = bench(encoder, root, args)
-            print(f"{encoder:<14}{rate:>10.2f}{args.batch_size / rate:>14.2f}{wall:>9.1f}", flush=True)
+            print(f"{encoder:<24}{rate:>10.2f}{args.batch_size / rate:>14.2f}{wall:>9.1f}", flush=True)
+
+
+def port_rate(root: Path, weights: Path, args: argparse.Namespace) -> float:
+    """Median images/s of the port's ``train.py`` over the timed iterations."""
+    times = root / "port_times.txt"
+    command = [
+        sys.executable, "-m", "experiments.port_train_runner", str(args.port), str(times), "--",
+        "--content_dir", str(root / "square_content"), "--style_dir", str(root / "square_style"),
+        "--vgg", str(weights), "--batch_size", str(args.batch_size), "--n_threads", "0",
+        "--max_iter", str(args.warmup + args.timed), "--save_dir", str(root / "port_out"),
+        "--log_dir", str(root / "port_out"), "--save_model_interval", str(10**9),
+    ]  # fmt: skip
+    subprocess.run(command, check=True, cwd=Path(__file__).resolve().parents[1], capture_output=True)
+    stamps = [float(line) for line in times.read_text().split()]
+    steps = [b - a for a, b in itertools.pairwise(stamps)][max(args.warmup - 1, 0) :]
+    return args.batch_size / statistics.median(steps)
+
+
+def compare_with_port(root: Path, args: argparse.Namespace) -> None:
+    """The port's ``train.py`` and ``adain train`` on the same data, weights, batch and 256 crops."""
+    if not (args.port / "train.py").is_file():
+        raise SystemExit(f"bench_train: error: no train.py in {args.port} (or pass --no-port)")
+    side = 512
+    _write_images(root / "square_content", 2 * args.batch_size, side, 2, square=True)
+    _write_images(root / "square_style", 2 * args.batch_size, side, 3, square=True)
+    weights = root / "vgg_normalised_random.pth"
+    torch.manual_seed(0)
+    torch.save(build_encoder("vgg19_normalised", weights=None).body.state_dict(), weights)
+    square = argparse.Namespace(**{**vars(args), "crop": 256})
+    data = root / "square"
+    (data).mkdir()
+    (data / "content").symlink_to(root / "square_content")
+    (data / "style").symlink_to(root / "square_style")
+    port = port_rate(root, weights, square)
+    print(
+        f"against the public port (batch {args.batch_size}, 256² crops of 512² images, same random weights):"
+    )
+    print(f"  {'port train.py':<40}{port:>8.2f} images/s   1.00×")
+    for tag, extra in (("", {}), ("_fast", {"channels_last": True, "cache_images": True})):
+        label = "adain train" + (" --channels-last --cache-images" if extra else " (paper defaults)")
+        rate, _ = bench("vgg19_normalised", data, square, weights=weights, tag=tag, image_size=side, **extra)
+        print(f"  {label:<40}{rate:>8.2f} images/s   {rate / port:.2f}×", flush=True)
 
 
 if __name__ == "__main__":

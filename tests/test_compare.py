@@ -121,8 +121,8 @@ def test_trained_decoders_are_extra_columns(tmp_path, paper_images, mobilenet_we
     from adain.modelfile import save_model_file
 
     torch.manual_seed(0)
-    decoder = build_decoder("mobilenet_v2")
-    model_file = save_model_file(tmp_path / "dec.pth", decoder, encoder_name="mobilenet_v2")
+    decoder = build_decoder("vgg19_caffe_normalised")
+    model_file = save_model_file(tmp_path / "dec.pth", decoder, encoder_name="vgg19_caffe_normalised")
     config_path = _decoder_config(tmp_path, paper_images, f'[decoders]\nrandom_decoder = "{model_file}"\n')
     out = tmp_path / "run"
     assert main(["--config", str(config_path), "--quick", "--iterations", "2", "--output", str(out)]) == 0

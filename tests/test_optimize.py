@@ -153,7 +153,7 @@ def _write_config(tmp_path: Path, old: str, new: str) -> Path:
         ('{ name = "meanstd" }', '{ name = "wasserstein" }', "methods.meanstd"),
         ('optimizer = "lbfgs"', 'optimizer = "sgd"', "optimize"),
         ("iterations = 50", "iterations = 50\nbogus = 1", "bogus"),
-        ('name = "mobilenet_v2"', "name = 3", "encoder.name"),
+        ('name = "vgg19_caffe_normalised"', "name = 3", "encoder.name"),
         ("seed = 0\n", "", "seed"),
         ('textures = ["style/brushstrokes.jpg"]', 'textures = ["style/missing.jpg"]', "images"),
         ("[quick]", "[quick\n", "not valid TOML"),

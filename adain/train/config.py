@@ -63,7 +63,7 @@ class TrainConfig:
     content_dir: str
     style_dir: str
     output: str = "runs/train"
-    encoder: str = "vgg19"
+    encoder: str = "vgg19_caffe_normalised"
     encoder_weights: str | None = None
     pretrained: bool = True
     style_loss: mmd.StyleLossSpec = field(default_factory=lambda: mmd.StyleLossSpec("meanstd"))
