@@ -6,29 +6,46 @@ No I/O here: tensors in, tensors out.
 """
 
 from . import kernels
+from .covariance import channel_covariance, mean_covariance_loss
 from .estimators import mmd2
 from .gram import gram_matrix, gram_style_loss
 from .identity import IdentityCheck, verify_identity
-from .losses import GramLoss, MeanStdLoss, MMDLoss, StyleLoss, layered_style_loss, style_loss
+from .losses import (
+    GramLoss,
+    MeanCovLoss,
+    MeanStdLoss,
+    MMDLoss,
+    SlicedWassersteinLoss,
+    StyleLoss,
+    layered_style_loss,
+    style_loss,
+)
 from .meanstd import mean_std_loss
+from .sliced import random_directions, sliced_wasserstein_loss
 from .stats import channel_mean_std, flatten_positions, positions_as_samples, random_positions
 
 __all__ = [
     "GramLoss",
     "IdentityCheck",
     "MMDLoss",
+    "MeanCovLoss",
     "MeanStdLoss",
+    "SlicedWassersteinLoss",
     "StyleLoss",
+    "channel_covariance",
     "channel_mean_std",
     "flatten_positions",
     "gram_matrix",
     "gram_style_loss",
     "kernels",
     "layered_style_loss",
+    "mean_covariance_loss",
     "mean_std_loss",
     "mmd2",
     "positions_as_samples",
+    "random_directions",
     "random_positions",
+    "sliced_wasserstein_loss",
     "style_loss",
     "verify_identity",
 ]
