@@ -84,6 +84,18 @@ def test_sliced_wasserstein_unequal_m_interpolates_quantiles():
     assert mmd.sliced_wasserstein_loss(f, doubled[:, :-3], projections=8) > 0
 
 
+def test_sliced_wasserstein_mid_point_quantiles_by_hand():
+    """M_F = 2 levels (¼, ¾) on the style's 3 order statistics (0, 1, 2) at positions 0.25 and 1.75."""
+    one = torch.ones(1, 1, dtype=torch.float64)
+    style = torch.tensor([[2.0, 0.0, 1.0]], dtype=torch.float64)
+    at_quantiles = torch.tensor([[1.75, 0.25]], dtype=torch.float64)
+    assert mmd.sliced_wasserstein_loss(at_quantiles, style, directions=one) == 0
+    got = mmd.sliced_wasserstein_loss(torch.tensor([[0.0, 1.0]], dtype=torch.float64), style, directions=one)
+    torch.testing.assert_close(
+        got, torch.tensor(((0 - 0.25) ** 2 + (1 - 1.75) ** 2) / 2, dtype=torch.float64)
+    )
+
+
 def test_sliced_wasserstein_directions_are_fixed_by_seed_and_checked():
     f, s = _features(None, 5, 30, 20, seed=6)
     a = mmd.sliced_wasserstein_loss(f, s, projections=8, seed=0)
