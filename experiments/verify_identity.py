@@ -1,11 +1,14 @@
 """Verify numerically that the Gatys Gram loss equals MMD²_b / (4N²) under k(x, y) = (xᵀy)².
 
     python -m experiments.verify_identity [--output runs/verify_identity] [--seed 0] [--quick]
+        [--no-real] [--encoder mobilenet_v2] [--weights PATH] [--no-memory] [--overwrite]
 
-Sweeps N and M (equal and unequal M_F, M_S) in float32 and float64 on random features and, with the
-MobileNetV2 encoder (``--real``, the default), on real features of the AdaIN paper's images. Writes
-``identity.csv``, ``routes.csv`` and the figures ``rel_error.png``, ``route_time.png`` and
-``route_memory.png`` (each also as PDF) into the output folder.
+Sweeps N and M (equal and unequal M_F, M_S) in float32 and float64 on random features and, with an
+encoder of ``adain.encoders`` (``--real``, the default), on real features of the AdaIN paper's images.
+Sweeps the distance between F and S (``F = S + ε·σ_S·Z``, ε from 1e-1 to 1e-6) to show where each route
+of the MMD² side is accurate. Writes ``identity.csv``, ``cancellation.csv``, ``routes.csv`` and the
+figures ``rel_error``, ``cancellation``, ``route_time`` and ``route_memory`` (PNG and PDF) into the
+output folder; refuses to overwrite earlier results unless ``--overwrite`` is given.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import csv
 import functools
 import itertools
+import statistics
 from pathlib import Path
 
 import matplotlib
@@ -30,6 +34,8 @@ from experiments.measure import median_time, peak_extra_memory
 DEFAULT_OUTPUT = Path("runs/verify_identity")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 EXACT_FLOOR = 1e-18  # where the plot puts checks whose two sides agree to the last bit
+OUTPUT_NAMES = ("identity.csv", "cancellation.csv", "routes.csv", "rel_error.png", "cancellation.png")
+CANCELLATION_EPS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 
 
 def identity_rows(ns, ms, seed: int):
@@ -43,6 +49,7 @@ def identity_rows(ns, ms, seed: int):
 
 
 def _row(source: str, n: int, check: mmd.IdentityCheck, dtype_name: str) -> dict:
+    eps = torch.finfo(check.dtype).eps
     return {
         "source": source,
         "N": n,
@@ -53,11 +60,15 @@ def _row(source: str, n: int, check: mmd.IdentityCheck, dtype_name: str) -> dict
         "mmd_loss": float(check.mmd_loss.double().sum()),
         "abs_error": float(check.abs_error.max()),
         "rel_error": check.max_rel_error,
+        "condition": float(check.condition.max()),
+        "ulps_of_terms": float((check.abs_error.double() / (eps * check.term_scale)).max()),
+        "tolerance_used": float((check.abs_error.double() / check.tolerance()).max()),
+        "holds": check.holds(),
     }
 
 
-def real_feature_rows(image_size: int, weights: str | None):
-    """Identity rows on MobileNetV2 features: each paper content image against each of a few styles."""
+def real_feature_rows(image_size: int, encoder_name: str, weights: str | None):
+    """Identity rows on real features: each of 3 paper content images against each of 3 styles."""
     from adain.encoders import build_encoder
     from adain.io import load_image
 
@@ -66,7 +77,7 @@ def real_feature_rows(image_size: int, weights: str | None):
         raise SystemExit(f"the AdaIN paper images were not found at {paper}; run with --no-real to skip them")
     contents = sorted((paper / "content").glob("*.jpg"))[:3]
     styles = sorted((paper / "style").glob("*.jpg"))[:3]
-    encoder = build_encoder("mobilenet_v2", weights=weights)
+    encoder = build_encoder(encoder_name, weights=weights)
     with torch.no_grad():
         feats = {}
         for path in contents + styles:
@@ -74,11 +85,54 @@ def real_feature_rows(image_size: int, weights: str | None):
             size = image_size if path in contents else int(image_size * 1.25)
             feats[path] = encoder(load_image(path, size=size).unsqueeze(0))
     pairs = list(itertools.product(contents, styles, encoder.layer_names, DTYPES))
-    for content, style, layer, dtype_name in tqdm(pairs, desc="identity (MobileNetV2)"):
+    for content, style, layer, dtype_name in tqdm(pairs, desc=f"identity ({encoder_name})"):
         f, s = feats[content][layer], feats[style][layer]  # [1, N, H, W] each
         check = mmd.verify_identity(f, s, dtype=DTYPES[dtype_name])
-        row = _row(f"mobilenet_v2:{layer}", f.shape[1], check, dtype_name)
-        yield row
+        yield _row(f"{encoder_name}:{layer}", f.shape[1], check, dtype_name)
+
+
+def cancellation_rows(n: int, m: int, seeds, eps_values=CANCELLATION_EPS):
+    """Accuracy of each route as F → S: ``F = S + ε·σ_S·Z`` for each ε and seed, float32 and float64.
+
+    The reference is exact up to float64 rounding and has no cancellation: with ``E = F − S`` (computed
+    in float64 from the very inputs each dtype sees), ``C_F − C_S = (S Eᵀ + E Sᵀ + E Eᵀ) / M``.
+    """
+    for seed, eps in tqdm(list(itertools.product(seeds, eps_values)), desc="cancellation"):
+        gen = torch.Generator().manual_seed(seed)
+        s64 = torch.randn(n, m, generator=gen, dtype=torch.float64) * 1.5 + 0.25
+        noise = torch.randn(n, m, generator=gen, dtype=torch.float64)
+        f64 = s64 + eps * s64.std() * noise
+        for dtype_name, dtype in DTYPES.items():
+            f, s = f64.to(dtype), s64.to(dtype)
+            fd, sd = f.double(), s.double()
+            e = fd - sd  # exact: both are representable in float64
+            diff = (sd @ e.T + e @ sd.T + e @ e.T) / m
+            reference = float(diff.pow(2).sum() / (4 * n * n))
+            term_scale = float(mmd.identity.cancelling_terms(fd, sd))
+            check = mmd.verify_identity(f, s, dtype=dtype)
+            x, y = mmd.positions_as_samples(f), mmd.positions_as_samples(s)
+            values = {
+                "gram": float(mmd.gram_style_loss(f, s)),
+                "moment": float(mmd.mmd2(x, y, mmd.kernels.polynomial(2), route="moment", clamp=False))
+                / (4 * n * n),
+                "kernel": float(check.mmd_loss),
+            }
+            for route, value in values.items():
+                yield {
+                    "eps": eps,
+                    "seed": seed,
+                    "N": n,
+                    "M": m,
+                    "dtype": dtype_name,
+                    "route": route,
+                    "value": value,
+                    "reference": reference,
+                    "rel_error": abs(value - reference) / reference,
+                    "condition": term_scale / reference,
+                    "negative": value < 0,
+                    # the condition-aware check (kernel route against the Gram route)
+                    "identity_holds": check.holds() if route == "kernel" else "",
+                }
 
 
 def route_rows(n: int, ms, seed: int, measure_memory: bool):
@@ -98,6 +152,41 @@ def route_rows(n: int, ms, seed: int, measure_memory: bool):
 
 def _run_no_grad(route: str):
     return work.kernel_route if route == "kernel" else work.moment_route
+
+
+def plot_cancellation(rows: list[dict], path: Path) -> None:
+    """Median (over seeds) relative error of each route against ε, with the guides ``u·√κ`` (grey) and
+    ``u·κ`` (black): ``u`` the unit roundoff, ``κ`` = cancelling terms / value (the ``condition`` column)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    colours = {"gram": "tab:blue", "moment": "tab:green", "kernel": "tab:red"}
+    eps_values = sorted({r["eps"] for r in rows}, reverse=True)
+    for dtype_name, ls in (("float32", "-"), ("float64", "--")):
+        for route, colour in colours.items():
+            errs = []
+            for eps in eps_values:
+                pts = [
+                    r["rel_error"]
+                    for r in rows
+                    if r["eps"] == eps and r["dtype"] == dtype_name and r["route"] == route
+                ]
+                errs.append(max(statistics.median(pts), EXACT_FLOOR))
+            ax.plot(eps_values, errs, ls, marker="o", c=colour, label=f"{route} route, {dtype_name}")
+        unit = torch.finfo(DTYPES[dtype_name]).eps
+        cond = [statistics.median(r["condition"] for r in rows if r["eps"] == e) for e in eps_values]
+        ax.plot(eps_values, [unit * c**0.5 for c in cond], ls, c="gray", lw=0.8)
+        ax.plot(eps_values, [unit * c for c in cond], ls, c="black", lw=0.8)
+    ax.axhline(1.0, c="gray", ls=":")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="perturbation ε  (F = S + ε·σ_S·Z)",
+        ylabel="relative error vs exact float64 reference",
+        title=f"F → S (N = {rows[0]['N']}, M = {rows[0]['M']}); grey eps·√κ, black eps·κ",
+    )
+    ax.invert_xaxis()
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, path)
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -123,14 +212,14 @@ def plot_rel_error(rows: list[dict], path: Path) -> None:
         ("float64", True): ("D", "tab:red"),
     }
     for (dtype_name, real), (marker, colour) in styles.items():
-        pts = [r for r in rows if r["dtype"] == dtype_name and r["source"].startswith("mobilenet") == real]
+        pts = [r for r in rows if r["dtype"] == dtype_name and (r["source"] != "random") == real]
         if pts:
             ax.scatter(
                 [r["M_F"] for r in pts],
                 [max(r["rel_error"], EXACT_FLOOR) for r in pts],
                 marker=marker,
                 c=colour,
-                label=f"{dtype_name}, {'MobileNetV2 features' if real else 'random features'}",
+                label=f"{dtype_name}, {'encoder features' if real else 'random features'}",
                 alpha=0.6,
             )
     for eps, name in (
@@ -151,11 +240,14 @@ def plot_rel_error(rows: list[dict], path: Path) -> None:
 
 
 def plot_routes(rows: list[dict], key: str, ylabel: str, path: Path, scale: float = 1.0) -> None:
+    """Measured values as they are; a value of 0 (a memory peak below the resolution) cannot be drawn on
+    a log axis and is left out, and the legend says how many were."""
     fig, ax = plt.subplots(figsize=(5.6, 4.0))
-    ms = [r["M"] for r in rows]
     for route in ("kernel", "moment"):
-        # floor at 1/1000 of the unit: a peak below the measurement's resolution reads as zero
-        ax.plot(ms, [max(r[f"{route}_{key}"] / scale, 1e-3) for r in rows], "o-", label=f"{route} route")
+        pts = [(r["M"], r[f"{route}_{key}"] / scale) for r in rows if r[f"{route}_{key}"] > 0]
+        dropped = len(rows) - len(pts)
+        label = f"{route} route" + (f" ({dropped} zero values not drawn)" if dropped else "")
+        ax.plot([m for m, _ in pts], [v for _, v in pts], "o-", label=label)
     ax.set(
         xscale="log",
         yscale="log",
@@ -179,11 +271,11 @@ def main(argv: list[str] | None = None) -> None:
         "--real",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also check real MobileNetV2 features of the AdaIN paper images (default: on)",
+        help="also check real encoder features of the AdaIN paper images (default: on)",
     )
-    parser.add_argument(
-        "--weights", default=None, help="MobileNetV2 weights file (default: torchvision's cache)"
-    )
+    parser.add_argument("--encoder", default="mobilenet_v2", help="encoder for --real (adain.encoders name)")
+    parser.add_argument("--weights", default=None, help="encoder weights file (default: the encoder's own)")
+    parser.add_argument("--overwrite", action="store_true", help="replace results already in --output")
     parser.add_argument(
         "--no-memory",
         dest="memory",
@@ -191,18 +283,29 @@ def main(argv: list[str] | None = None) -> None:
         help="skip the peak-memory measurements (each runs in a fresh process)",
     )
     args = parser.parse_args(argv)
+    existing = [name for name in OUTPUT_NAMES if (args.output / name).exists()]
+    if existing and not args.overwrite:
+        parser.exit(
+            2, f"error: {args.output} already holds {', '.join(existing)}; pass --overwrite to replace\n"
+        )
     torch.manual_seed(args.seed)
     args.output.mkdir(parents=True, exist_ok=True)
 
     if args.quick:
         ns, ms, route_ms, image_size = (8, 64), (16, 256), (64, 256), 96
+        cancel_n, cancel_m, cancel_seeds = 16, 128, (args.seed,)
     else:
         ns, ms, route_ms, image_size = (16, 64, 256), (64, 256, 1024, 4096), (256, 1024, 4096, 16384), 256
+        cancel_n, cancel_m, cancel_seeds = 64, 1024, tuple(args.seed + i for i in range(3))
     rows = list(identity_rows(ns, ms, args.seed))
     if args.real:
-        rows += list(real_feature_rows(image_size, args.weights))
+        rows += list(real_feature_rows(image_size, args.encoder, args.weights))
     write_csv(rows, args.output / "identity.csv")
     plot_rel_error(rows, args.output / "rel_error")
+
+    cancellation = list(cancellation_rows(cancel_n, cancel_m, cancel_seeds))
+    write_csv(cancellation, args.output / "cancellation.csv")
+    plot_cancellation(cancellation, args.output / "cancellation")
 
     routes = list(route_rows(64, route_ms, args.seed, args.memory))
     write_csv(routes, args.output / "routes.csv")
@@ -214,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
 
     worst = {d: max(r["rel_error"] for r in rows if r["dtype"] == d) for d in DTYPES}
     print(
-        f"{len(rows)} identity checks; worst relative error: "
+        f"{len(rows)} identity checks ({sum(r['holds'] for r in rows)} hold); worst relative error: "
         + ", ".join(f"{d} {e:.2e}" for d, e in worst.items())
     )
     biggest = routes[-1]

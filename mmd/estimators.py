@@ -5,6 +5,16 @@ so memory stays ``O(chunk_size²)`` per batch element however many samples there
 enabled each block is recomputed in the backward pass (activation checkpointing), so the backward pass
 is bounded too. ``route="moment"`` uses a kernel's closed form in low-order moments (linear and
 degree-≤2 polynomial kernels), ``O(M N²)``. ``route="auto"`` takes the moment route where it exists.
+
+Three estimators: ``"biased"`` (V-statistic; the Gram identity's), ``"unbiased"`` (U-statistic) and
+``"linear"`` (Gretton et al.'s linear-time statistic, ``O(M N)``, the one Li et al. 2017 offer beside
+the quadratic one).
+
+Cancellation. The kernel route forms MMD² as the difference of three large sums; when the two sample
+sets are close, the result is much smaller than the sums and its relative rounding error grows like
+the *square* of their ratio (see ``notes/gram_mmd_identity.md``). A biased value, which is ``≥ 0`` in
+exact arithmetic, can then come out slightly negative: :func:`mmd2` clamps it at 0 (``clamp=True``,
+the default) and :func:`mmd.verify_identity` reports the raw value.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from .kernels import Kernel
 
 __all__ = ["Estimator", "Route", "mmd2"]
 
-Estimator = Literal["biased", "unbiased"]
+Estimator = Literal["biased", "unbiased", "linear"]
 Route = Literal["auto", "kernel", "moment"]
 
 DEFAULT_CHUNK_SIZE = 2048
@@ -32,6 +42,7 @@ def mmd2(
     estimator: Estimator = "biased",
     route: Route = "auto",
     chunk_size: int | None = DEFAULT_CHUNK_SIZE,
+    clamp: bool = True,
 ) -> Tensor:
     """Squared MMD between the empirical distributions of ``x`` and ``y`` under ``kernel``.
 
@@ -42,37 +53,55 @@ def mmd2(
     Unbiased (U-statistic): the within-set means leave out ``i = j``; it needs ``M ≥ 2`` per set and
     can be negative. The biased value is ``≥ 0`` for a positive-definite kernel.
 
+    Linear-time (Gretton et al. 2012, JMLR, Lemma 14): with ``P = min(M_x, M_y) // 2`` pairs of
+    consecutive rows ``(x_{2p}, x_{2p+1})`` and ``(y_{2p}, y_{2p+1})``::
+
+        MMD²_l = mean_p  k(x_2p, x_2p+1) + k(y_2p, y_2p+1) − k(x_2p, y_2p+1) − k(x_2p+1, y_2p)
+
+    Unbiased, ``O(P N)`` time and memory, higher variance; it uses only the first ``2P`` rows of each
+    set and pairs neighbours, so shuffle or subsample rows that are spatially ordered (e.g. with
+    :func:`mmd.random_positions`) if neighbours are correlated. It needs ``M ≥ 2`` per set and can be
+    negative; the ``route`` must be ``"auto"`` or ``"kernel"`` (it evaluates the kernel on row pairs).
+
     Args:
         x: ``[M_x, N]`` or batched ``[..., M_x, N]``: one sample (feature vector) per row.
         y: ``[M_y, N]`` or ``[..., M_y, N]``; leading dimensions broadcast against ``x``'s.
         kernel: from :mod:`mmd.kernels`.
-        estimator: ``"biased"`` or ``"unbiased"``.
+        estimator: ``"biased"``, ``"unbiased"`` or ``"linear"``.
         route: ``"kernel"`` (kernel matrices), ``"moment"`` (closed form; only for kernels with
             ``has_moment_route``) or ``"auto"``.
         chunk_size: rows/columns per kernel block on the kernel route; ``None`` forms whole matrices.
+        clamp: clamp the biased estimate at 0 (a negative value is rounding error from cancellation;
+            its gradient is then 0). The unbiased and linear estimates are never clamped.
 
     Returns:
         ``[...]``: the broadcast leading dimensions (a 0-d tensor for unbatched input).
     """
     _check_samples(x, y)
-    if estimator not in ("biased", "unbiased"):
-        raise ValueError(f"estimator must be 'biased' or 'unbiased', got {estimator!r}")
+    if estimator not in ("biased", "unbiased", "linear"):
+        raise ValueError(f"estimator must be 'biased', 'unbiased' or 'linear', got {estimator!r}")
+    if route not in ("auto", "kernel", "moment"):
+        raise ValueError(f"route must be 'auto', 'kernel' or 'moment', got {route!r}")
     unbiased = estimator == "unbiased"
-    if unbiased and min(x.shape[-2], y.shape[-2]) < 2:
+    if estimator != "biased" and min(x.shape[-2], y.shape[-2]) < 2:
         raise ValueError(
-            "the unbiased estimator needs at least 2 samples per set, "
+            f"the {estimator} estimator needs at least 2 samples per set, "
             f"got M_x={x.shape[-2]}, M_y={y.shape[-2]}"
         )
+    if estimator == "linear":
+        if route == "moment":
+            raise ValueError("the linear-time estimator has no moment route; use route='kernel' or 'auto'")
+        return _linear_time(x, y, kernel.bind(x, y))
     if route == "auto":
         route = "moment" if kernel.has_moment_route else "kernel"
     kernel = kernel.bind(x, y)
     if route == "moment":
         if not kernel.has_moment_route:
             raise ValueError(f"{kernel!r} has no closed-form MMD²; use route='kernel' or 'auto'")
-        return kernel.moment_mmd2(x, y, unbiased)
-    if route == "kernel":
-        return _kernel_route(x, y, kernel, unbiased, chunk_size)
-    raise ValueError(f"route must be 'auto', 'kernel' or 'moment', got {route!r}")
+        value = kernel.moment_mmd2(x, y, unbiased)
+    else:
+        value = _kernel_route(x, y, kernel, unbiased, chunk_size)
+    return value.clamp_min(0) if clamp and not unbiased else value
 
 
 def _check_samples(x: Tensor, y: Tensor) -> None:
@@ -84,6 +113,15 @@ def _check_samples(x: Tensor, y: Tensor) -> None:
         )
     if x.shape[-2] == 0 or y.shape[-2] == 0:
         raise ValueError(f"empty sample set: shapes {tuple(x.shape)} and {tuple(y.shape)}")
+
+
+def _linear_time(x: Tensor, y: Tensor, kernel: Kernel) -> Tensor:
+    """Gretton's linear-time statistic on ``P = min(M_x, M_y) // 2`` row pairs → ``[...]``."""
+    pairs = min(x.shape[-2], y.shape[-2]) // 2
+    x0, x1 = x[..., 0 : 2 * pairs : 2, :], x[..., 1 : 2 * pairs : 2, :]
+    y0, y1 = y[..., 0 : 2 * pairs : 2, :], y[..., 1 : 2 * pairs : 2, :]
+    h = kernel.paired(x0, x1) + kernel.paired(y0, y1) - kernel.paired(x0, y1) - kernel.paired(x1, y0)
+    return h.mean(dim=-1)
 
 
 def _kernel_route(x: Tensor, y: Tensor, kernel: Kernel, unbiased: bool, chunk_size: int | None) -> Tensor:

@@ -8,10 +8,19 @@ degree 1 or 2) also expose it through :meth:`Kernel.moment_mmd2`; :func:`mmd.mmd
 ``"moment"`` route, which costs ``O(M N²)`` instead of the kernel route's ``O(M² N)``.
 
 Build kernels with the factories :func:`linear`, :func:`polynomial` and :func:`gaussian`.
+
+Bandwidths and optimisation. ``gaussian("median")`` recomputes its bandwidth from the pooled samples of
+every :func:`mmd.mmd2` call, without gradient: the value then depends on the generated samples through
+``σ`` but the gradient treats ``σ`` as a constant, so value and gradient disagree (finite differences and
+autograd can differ in sign). Use it to *score*, not to optimise. To optimise, fix the bandwidth once
+per layer from the style target: :func:`gaussian_from_target` (or ``kernel.for_target(y)``, which works
+for every kernel) returns a kernel whose value and gradient agree, and whose bandwidth is the same for
+every output scored against that target.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,7 +29,16 @@ from torch import Tensor
 
 from .registry import register_kernel
 
-__all__ = ["Gaussian", "Kernel", "Polynomial", "gaussian", "linear", "median_distance", "polynomial"]
+__all__ = [
+    "Gaussian",
+    "Kernel",
+    "Polynomial",
+    "gaussian",
+    "gaussian_from_target",
+    "linear",
+    "median_distance",
+    "polynomial",
+]
 
 
 class Kernel:
@@ -32,12 +50,26 @@ class Kernel:
 
     def diag(self, x: Tensor) -> Tensor:
         """``k(x_i, x_i)`` for every row. ``x: [..., M, N]`` → ``[..., M]``."""
+        return self.paired(x, x)
+
+    def paired(self, a: Tensor, b: Tensor) -> Tensor:
+        """``k(a_i, b_i)`` row by row (no matrix). ``a, b: [..., P, N]`` → ``[..., P]``."""
         raise NotImplementedError
 
     def bind(self, x: Tensor, y: Tensor) -> Kernel:
         """Fix any data-dependent parameter (e.g. a median-heuristic bandwidth) for these samples.
 
         ``x: [..., M_x, N]``, ``y: [..., M_y, N]``. Kernels without such parameters return ``self``.
+        """
+        return self
+
+    def for_target(self, y: Tensor) -> Kernel:
+        """This kernel with every data-dependent parameter fixed from the target samples ``y`` alone.
+
+        ``y: [..., M_y, N]`` (e.g. the style features of one layer, ``mmd.positions_as_samples(S)``).
+        Call it once per style target and reuse the result for every generated image scored against
+        that target: the returned kernel has no data-dependent parameter left, so ``mmd2``'s value and
+        gradient agree. Kernels without such parameters return ``self``.
         """
         return self
 
@@ -79,6 +111,9 @@ class Polynomial(Kernel):
 
     def diag(self, x: Tensor) -> Tensor:
         return (self.gamma * _sq_norms(x) + self.c).pow(self.degree)
+
+    def paired(self, a: Tensor, b: Tensor) -> Tensor:
+        return (self.gamma * (a * b).sum(dim=-1) + self.c).pow(self.degree)
 
     @property
     def has_moment_route(self) -> bool:
@@ -127,21 +162,23 @@ class Polynomial(Kernel):
         return (full - diag) / (m - 1)
 
 
-def median_distance(x: Tensor, y: Tensor, max_samples: int = 1024) -> Tensor:
+def median_distance(x: Tensor, y: Tensor | None = None, max_samples: int = 1024) -> Tensor:
     """Median pairwise Euclidean distance over the pooled samples (the median heuristic).
 
     Uses at most ``max_samples`` rows of the pooled set, taken at an even stride (deterministic, no
-    random state), and excludes the zero self-distances. Computed without gradient.
+    random state), and excludes the zero self-distances. Computed without gradient (the result is a
+    constant to autograd).
 
     Args:
         x: ``[..., M_x, N]``.
-        y: ``[..., M_y, N]``.
+        y: ``[..., M_y, N]``, pooled with ``x``; ``None`` for the median over ``x`` alone.
+        max_samples: cap on the rows used (cost ``O(max_samples² N)``).
 
     Returns:
         ``[...]``: one median per batch element; a tiny positive value where all samples coincide.
     """
     with torch.no_grad():
-        pooled = torch.cat(_broadcast_batch(x, y), dim=-2)
+        pooled = x if y is None else torch.cat(_broadcast_batch(x, y), dim=-2)
         m = pooled.shape[-2]
         if m > max_samples:
             idx = torch.linspace(0, m - 1, max_samples, device=pooled.device).round().long()
@@ -167,8 +204,10 @@ class Gaussian(Kernel):
 
     Averaging (rather than summing) over bandwidths keeps ``k(x, x) = 1`` whatever their number.
     ``sigmas`` is a tuple of floats, or a tensor ``[..., S]`` with one row per batch element (as
-    :meth:`bind` produces for the median heuristic). With ``median=True`` the bandwidths are
-    ``scales × median pairwise distance``, fixed per call of :func:`mmd.mmd2` by :meth:`bind`.
+    :meth:`bind` and :meth:`for_target` produce). With ``median=True`` the bandwidths are
+    ``scales × median pairwise distance``, recomputed without gradient at every call of
+    :func:`mmd.mmd2` by :meth:`bind` (value and gradient then disagree; see the module docstring), or
+    fixed once from a style target by :meth:`for_target`.
     """
 
     sigmas: tuple[float, ...] | Tensor = (1.0,)
@@ -192,10 +231,32 @@ class Gaussian(Kernel):
     def diag(self, x: Tensor) -> Tensor:
         return torch.ones(x.shape[:-1], dtype=x.dtype, device=x.device)
 
+    def paired(self, a: Tensor, b: Tensor) -> Tensor:
+        sigmas = self._bandwidths(a)
+        sq_dist = (a - b).pow(2).sum(dim=-1)  # [..., P]
+        inv = 1.0 / (2 * sigmas.pow(2))  # [..., S]
+        return torch.exp(-sq_dist.unsqueeze(-1) * inv.unsqueeze(-2)).mean(dim=-1)
+
     def bind(self, x: Tensor, y: Tensor) -> Kernel:
         if not self.median:
             return self
-        med = median_distance(x, y)  # [...]
+        if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
+            warnings.warn(
+                "gaussian('median') recomputes its bandwidth from the samples at every call without "
+                "gradient, so the MMD²'s gradient does not match its value; to optimise, fix the bandwidth "
+                "once per style target with mmd.kernels.gaussian_from_target(style_samples) or "
+                "kernel.for_target(style_samples)",
+                stacklevel=3,
+            )
+        return self._with_median(median_distance(x, y))
+
+    def for_target(self, y: Tensor) -> Kernel:
+        if not self.median:
+            return self
+        return self._with_median(median_distance(y))
+
+    def _with_median(self, med: Tensor) -> Gaussian:
+        """Fixed bandwidths ``med[..., None] × scales`` → a Gaussian without data-dependent parameters."""
         scales = torch.as_tensor(self.scales, dtype=med.dtype, device=med.device)
         return Gaussian(sigmas=med.unsqueeze(-1) * scales, median=False, scales=self.scales)
 
@@ -236,3 +297,33 @@ def gaussian(sigma: float | Sequence[float] | str = "median", scales: Sequence[f
     if not sigmas or any(s <= 0 for s in sigmas):
         raise ValueError(f"Gaussian bandwidths must be positive, got {sigmas}")
     return Gaussian(sigmas=sigmas)
+
+
+def gaussian_from_target(
+    target: Tensor, scales: Sequence[float] = (1.0,), max_samples: int = 1024
+) -> Gaussian:
+    """A Gaussian kernel whose bandwidths are fixed from the style target alone (computed once).
+
+    ``σ_s = scales[s] × median pairwise distance of the target samples`` (at most ``max_samples``
+    rows, even stride, no gradient). Build it once per layer and style, then score every generated
+    image of a run with it: the bandwidth no longer moves with the generated samples, so the MMD²'s
+    value and gradient agree (what L-BFGS and decoder training need), and all outputs of a run are
+    scored under the same kernel.
+
+    Args:
+        target: style samples ``[M, N]`` or ``[B, M, N]`` (``mmd.positions_as_samples(S)``); a batch
+            gives one set of bandwidths per element (``[B, S]``), which broadcasts against generated
+            batches like the target does.
+        scales: positive multipliers of the median distance.
+        max_samples: cap on the rows used for the median.
+
+    Returns:
+        A :class:`Gaussian` with tensor ``sigmas`` (``[S]`` or ``[B, S]``) on the target's device/dtype.
+    """
+    if target.dim() < 2:
+        raise ValueError(f"target samples must be [..., M, N]; got shape {tuple(target.shape)}")
+    if not scales or any(s <= 0 for s in scales):
+        raise ValueError(f"median scales must be positive, got {tuple(scales)}")
+    scales = tuple(float(s) for s in scales)
+    median = median_distance(target, None, max_samples)
+    return Gaussian(sigmas=(), median=True, scales=scales)._with_median(median)

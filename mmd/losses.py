@@ -4,26 +4,39 @@ A style loss compares generated features with style features at one layer::
 
     loss(generated: [B, N, H, W], style: [B or 1, N, H', W']) -> [B]
 
-Build one by name with :func:`style_loss` (``"gram"``, ``"meanstd"``, ``"mmd"``); sum it over layers with
-:func:`layered_style_loss`. The classes are thin wrappers over the functions of :mod:`mmd`.
+Build one by name with :func:`style_loss` (``"gram"``, ``"meanstd"``, ``"mmd"``, ``"meancov"``,
+``"sliced_wasserstein"``); sum it over layers with :func:`layered_style_loss`. The classes are thin
+wrappers over the functions of :mod:`mmd`. ``loss.for_target(style)`` fixes any parameter that depends
+on the data (the median-heuristic bandwidth) from the style target once, for a whole run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from torch import Tensor
 
+from .covariance import mean_covariance_loss
 from .estimators import DEFAULT_CHUNK_SIZE, Estimator, Route, mmd2
 from .gram import gram_style_loss
 from .kernels import Kernel, polynomial
 from .meanstd import mean_std_loss
 from .registry import construct_style_loss, register_style_loss
+from .sliced import sliced_wasserstein_loss
 from .stats import flatten_positions, positions_as_samples
 
-__all__ = ["GramLoss", "MMDLoss", "MeanStdLoss", "StyleLoss", "layered_style_loss", "style_loss"]
+__all__ = [
+    "GramLoss",
+    "MMDLoss",
+    "MeanCovLoss",
+    "MeanStdLoss",
+    "SlicedWassersteinLoss",
+    "StyleLoss",
+    "layered_style_loss",
+    "style_loss",
+]
 
 
 class StyleLoss:
@@ -33,6 +46,10 @@ class StyleLoss:
 
     def __call__(self, generated: Tensor, style: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def for_target(self, style: Tensor) -> StyleLoss:
+        """This loss with data-dependent parameters fixed from ``style [B|1, N, H, W]`` (default: itself)."""
+        return self
 
 
 @register_style_loss("gram")
@@ -87,6 +104,40 @@ class MMDLoss(StyleLoss):
             self.chunk_size,
         )
         return value * (1.0 / (4 * n * n) if self.scale is None else self.scale)
+
+    def for_target(self, style: Tensor) -> MMDLoss:
+        """The same loss with the kernel fixed from the style features (``kernel.for_target``): a
+        median-heuristic bandwidth is computed once here, not at every call. ``style``: ``[B|1, N, H, W]``,
+        ``[B|1, N, M]`` or ``[N, M]``; score generated features against this style only."""
+        return replace(self, kernel=self.kernel.for_target(positions_as_samples(flatten_positions(style))))
+
+
+@register_style_loss("meancov")
+@dataclass(frozen=True)
+class MeanCovLoss(StyleLoss):
+    """Means and full covariances ``a‖μ_F − μ_S‖² + b‖Σ_F − Σ_S‖²`` (:func:`mmd.mean_covariance_loss`)."""
+
+    mean_weight: float = 1.0
+    cov_weight: float = 1.0
+    unbiased: bool = True
+    name: str = "meancov"
+
+    def __call__(self, generated: Tensor, style: Tensor) -> Tensor:
+        return mean_covariance_loss(generated, style, self.mean_weight, self.cov_weight, self.unbiased)
+
+
+@register_style_loss("sliced_wasserstein")
+@dataclass(frozen=True)
+class SlicedWassersteinLoss(StyleLoss):
+    """Squared sliced 2-Wasserstein distance over ``projections`` fixed directions
+    (:func:`mmd.sliced_wasserstein_loss`)."""
+
+    projections: int = 64
+    seed: int = 0
+    name: str = "sliced_wasserstein"
+
+    def __call__(self, generated: Tensor, style: Tensor) -> Tensor:
+        return sliced_wasserstein_loss(generated, style, projections=self.projections, seed=self.seed)
 
 
 def style_loss(name: str, **params: Any) -> StyleLoss:

@@ -36,3 +36,25 @@ def test_peak_memory_sees_a_large_allocation():
     assert moment_peak < kernel_peak / 4
     samples = mmd_workloads.random_samples(8, 100, 80)
     torch.testing.assert_close(mmd_workloads.kernel_route(samples), mmd_workloads.moment_route(samples))
+
+
+def test_verify_identity_cancellation_sweep_and_no_silent_overwrite(tmp_path):
+    """The ε sweep shows the kernel route's error growing faster than the Gram route's as F → S, the
+    condition-aware check holding throughout, and a second run refusing to overwrite the first."""
+    verify_identity.main(["--quick", "--no-memory", "--no-real", "--output", str(tmp_path)])
+    for name in ("cancellation.csv", "cancellation.png", "cancellation.pdf", "route_time.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    with (tmp_path / "cancellation.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert {float(r["eps"]) for r in rows} == set(verify_identity.CANCELLATION_EPS)
+
+    def err(route, dtype, eps):
+        (row,) = [r for r in rows if (r["route"], r["dtype"], float(r["eps"])) == (route, dtype, eps)]
+        return float(row["rel_error"])
+
+    for dtype in ("float32", "float64"):
+        assert err("kernel", dtype, 1e-6) > 10 * err("gram", dtype, 1e-6)
+        assert err("kernel", dtype, 1e-6) > 100 * err("kernel", dtype, 1e-2)
+    assert all(r["identity_holds"] == "True" for r in rows if r["route"] == "kernel")
+    with pytest.raises(SystemExit):
+        verify_identity.main(["--quick", "--no-memory", "--no-real", "--output", str(tmp_path)])
