@@ -293,6 +293,7 @@ def optimize_image(
     layers = objective.style_layers
     with torch.no_grad():
         style_feats = encoder(style_b, layers=layers)
+        objective = objective.with_targets(style_feats)  # e.g. a median bandwidth, fixed once per layer
         content_feats = None if content_b is None else encoder(content_b, layers=[s.content_layer])
         if s.normalise == "reference":
             reference = noise if content_b is None else content_b

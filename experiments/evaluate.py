@@ -108,7 +108,7 @@ def cross_evaluate(
     raw = torch.zeros_like(summed)
     per_layer = {layer: torch.zeros(len(losses), len(names), dtype=torch.float64) for layer in layers}
     for i, (loss_name, loss) in enumerate(losses.items()):
-        objective = mmd.StyleObjective(loss, style_layers)
+        objective = mmd.StyleObjective(loss, style_layers).with_targets(style_feats)  # one bandwidth per run
         try:
             refs = objective.normalisers(ref_feats, style_feats)
         except ValueError as exc:

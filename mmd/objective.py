@@ -21,7 +21,7 @@ The AdaIN trainer (:mod:`adain.train`), the Gatys optimiser (:mod:`adain.gatys`)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -53,11 +53,27 @@ class StyleObjective:
     style_loss: StyleLoss
     layer_weights: Mapping[str, float]
     content_layer: str | None = None
+    layer_losses: Mapping[str, StyleLoss] | None = None
 
     def __post_init__(self) -> None:
         if not self.layer_weights:
             raise ValueError("a style objective needs at least one style layer")
         object.__setattr__(self, "layer_weights", {k: float(v) for k, v in self.layer_weights.items()})
+
+    def with_targets(self, style: Mapping[str, Tensor]) -> StyleObjective:
+        """This objective with each layer's loss fixed from that layer's style features
+        (:meth:`~mmd.losses.StyleLoss.for_target`): a data-dependent parameter such as a median-heuristic
+        Gaussian bandwidth is computed once per layer from the style target alone, so the loss is one
+        smooth function of the generated features (its gradient agrees with its values) and every output
+        scored against this style sees the same bandwidth. ``style``: ``{layer: [B|1, N, H, W]}``.
+        """
+        with torch.no_grad():
+            losses = {layer: self.style_loss.for_target(style[layer]) for layer in self.layer_weights}
+        return replace(self, layer_losses=losses)
+
+    def loss_at(self, layer: str) -> StyleLoss:
+        """The style loss used at ``layer`` (fixed from its target by :meth:`with_targets`, if called)."""
+        return self.style_loss if self.layer_losses is None else self.layer_losses[layer]
 
     @property
     def style_layers(self) -> list[str]:
@@ -82,7 +98,7 @@ class StyleObjective:
         for layer in self.layer_weights:
             if layer not in generated or layer not in style:
                 raise KeyError(f"layer {layer!r} missing from the generated or style features")
-            term = self.style_loss(generated[layer], style[layer])
+            term = self.loss_at(layer)(generated[layer], style[layer])
             out[layer] = term if normalisers is None else term / normalisers[layer]
         return out
 
@@ -137,7 +153,7 @@ class StyleObjective:
         out: dict[str, Tensor] = {}
         with torch.no_grad():
             for layer in self.layer_weights:
-                value = self.style_loss(reference[layer], style[layer]).sum()
+                value = self.loss_at(layer)(reference[layer], style[layer]).sum()
                 if not bool(torch.isfinite(value)) or float(value) <= 0:
                     raise ValueError(
                         f"style loss {self.style_loss.name!r} of the reference image at layer {layer!r} is "

@@ -80,3 +80,24 @@ def test_train_cli_choices_come_from_the_registries() -> None:
         "name": "mmd",
         "kernel": {"name": "gaussian", "sigma": [0.5, 2.0], "scales": [1.0]},
     }
+
+
+def test_objective_with_targets_fixes_each_layers_bandwidth_from_its_style() -> None:
+    """A median-bandwidth Gaussian MMD in the objective: ``with_targets`` fixes one bandwidth per layer from
+    that layer's style features, so the style term is a smooth function of the generated features whose
+    autograd gradient agrees with finite differences (float64), and is the same for every output."""
+    g = torch.Generator().manual_seed(0)
+    loss = mmd.build_style_loss({"name": "mmd", "kernel": {"name": "gaussian", "sigma": "median"}})
+    objective = mmd.StyleObjective(loss, {"a": 1.0, "b": 0.5})
+    style = {"a": torch.randn(1, 3, 4, 5, generator=g, dtype=torch.float64),
+             "b": 5 * torch.randn(1, 2, 3, 3, generator=g, dtype=torch.float64)}  # fmt: skip
+    fixed = objective.with_targets(style)
+    sigma_a, sigma_b = (fixed.loss_at(k).kernel.sigmas for k in ("a", "b"))
+    assert float(torch.as_tensor(sigma_b).flatten()[0]) > 2 * float(torch.as_tensor(sigma_a).flatten()[0])  # each layer its own bandwidth
+    gen = {"a": torch.randn(1, 3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True),
+           "b": torch.randn(1, 2, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)}  # fmt: skip
+    torch.autograd.gradcheck(lambda a, b: fixed.style({"a": a, "b": b}, style), (gen["a"], gen["b"]))
+    other = {k: v.detach() + 1 for k, v in gen.items()}
+    again = fixed.with_targets(style).loss_at("a").kernel.sigmas  # depends on the style alone
+    assert torch.equal(torch.as_tensor(again), torch.as_tensor(sigma_a))
+    assert float(fixed.style(other, style)) > 0

@@ -268,7 +268,7 @@ class Trainer:
             count = self.config.style_positions
             gen = {k: mmd.random_positions(v, count, rng) for k, v in gen.items()}
             sty = {k: mmd.random_positions(v, count, rng) for k, v in sty.items()}
-        loss_s = self.objective.style(gen, sty).mean()
+        loss_s = self.objective.with_targets(sty).style(gen, sty).mean()  # parameters fixed from the style
         return loss_c, loss_s
 
     def next_batch_losses(self) -> tuple[float, float]:
