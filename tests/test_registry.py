@@ -14,7 +14,7 @@ from adain.train import TrainConfig
 
 def test_registered_names() -> None:
     assert mmd.kernel_names() == ("gaussian", "linear", "polynomial")
-    assert mmd.style_loss_names() == ("gram", "meanstd", "mmd")
+    assert mmd.style_loss_names() == ("gram", "meancov", "meanstd", "mmd", "sliced_wasserstein")
 
 
 def test_spec_builds_the_same_loss_as_the_python_api() -> None:
@@ -49,7 +49,7 @@ def test_old_poly_spelling_is_a_deprecated_alias() -> None:
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ({"name": "wasserstein"}, "unknown style loss 'wasserstein'; choose one of gram, meanstd, mmd"),
+        ({"name": "wasserstein"}, "unknown style loss 'wasserstein'; choose one of gram, meancov, meanstd, mmd, sliced_wasserstein"),
         ({"name": "mmd", "kernel": "laplace"}, "unknown kernel 'laplace'; choose one of gaussian"),
         ({"name": "gram", "eps": 1}, "bad parameters for style loss 'gram'"),
         ({"name": "mmd", "kernel": {"name": "polynomial", "degree": 0}}, "degree must be a positive integer"),
