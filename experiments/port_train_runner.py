@@ -3,8 +3,9 @@
     python -m experiments.port_train_runner PORT_DIR TIMES_FILE -- [train.py arguments]
 
 Used by :mod:`experiments.bench_train` for the side-by-side comparison; nothing of the port is copied.
-The port hard-codes ``torch.device('cuda')`` and imports ``tensorboardX``: while its script runs, a
-``torch.device('cuda…')`` call gives the CPU device and ``tensorboardX.SummaryWriter`` is a no-op stand-in.
+The port hard-codes ``torch.device('cuda')`` and imports ``tensorboardX``: while its script runs, moving a
+module or tensor ``.to()`` a CUDA device moves it to the CPU instead, and ``tensorboardX.SummaryWriter`` is
+a no-op stand-in.
 The time of every ``optimizer.step()`` (Adam) is appended to ``TIMES_FILE``, one ``perf_counter`` value per
 line, so the caller measures the seconds per iteration of the port's own loop.
 """
@@ -22,13 +23,12 @@ import torch
 
 def main(argv: list[str]) -> None:
     port, times_file, rest = Path(argv[0]), Path(argv[1]), argv[argv.index("--") + 1 :]
-    real_device = torch.device
+    cpu = torch.device("cpu")
 
-    class _CpuForCuda:  # stands in for the torch.device constructor, which the port calls with "cuda"
-        def __new__(cls, *args: object, **kwargs: object) -> torch.device:
-            if args and isinstance(args[0], str) and args[0].startswith("cuda"):
-                return real_device("cpu")
-            return real_device(*args, **kwargs)  # type: ignore[arg-type]
+    def on_cpu(args: tuple[object, ...]) -> tuple[object, ...]:
+        return tuple(cpu if isinstance(a, torch.device) and a.type == "cuda" else a for a in args)
+
+    module_to, tensor_to = torch.nn.Module.to, torch.Tensor.to
 
     class _NoWriter:
         def __init__(self, *args: object, **kwargs: object) -> None: ...
@@ -47,13 +47,14 @@ def main(argv: list[str]) -> None:
         return out
 
     torch.optim.Adam.step = timed_step  # type: ignore[method-assign]
-    torch.device = _CpuForCuda  # type: ignore[misc,assignment]
+    torch.nn.Module.to = lambda self, *a, **k: module_to(self, *on_cpu(a), **k)  # type: ignore[method-assign]
+    torch.Tensor.to = lambda self, *a, **k: tensor_to(self, *on_cpu(a), **k)  # type: ignore[method-assign]
     sys.path.insert(0, str(port))
     sys.argv = [str(port / "train.py"), *rest]
     try:
         runpy.run_path(str(port / "train.py"), run_name="__main__")
     finally:
-        torch.device = real_device  # type: ignore[misc]
+        torch.nn.Module.to, torch.Tensor.to = module_to, tensor_to  # type: ignore[method-assign]
         torch.optim.Adam.step = step  # type: ignore[method-assign]
 
 

@@ -1,7 +1,7 @@
 """Verify numerically that the Gatys Gram loss equals MMD²_b / (4N²) under k(x, y) = (xᵀy)².
 
     python -m experiments.verify_identity [--output runs/verify_identity] [--seed 0] [--quick]
-        [--no-real] [--encoder mobilenet_v2] [--weights PATH] [--no-memory] [--overwrite]
+        [--no-real] [--encoder vgg19_caffe] [--real-size 128] [--weights PATH] [--no-memory] [--overwrite]
 
 Sweeps N and M (equal and unequal M_F, M_S) in float32 and float64 on random features and, with an
 encoder of ``adain.encoders`` (``--real``, the default), on real features of the AdaIN paper's images.
@@ -273,7 +273,15 @@ def main(argv: list[str] | None = None) -> None:
         default=True,
         help="also check real encoder features of the AdaIN paper images (default: on)",
     )
-    parser.add_argument("--encoder", default="mobilenet_v2", help="encoder for --real (adain.encoders name)")
+    parser.add_argument(
+        "--encoder", default="vgg19_caffe", help="encoder for --real (adain.encoders name; %(default)s)"
+    )
+    parser.add_argument(
+        "--real-size",
+        type=int,
+        default=None,
+        help="shorter side of the content images for --real (styles at 1.25×; default 128, 64 with --quick)",
+    )
     parser.add_argument("--weights", default=None, help="encoder weights file (default: the encoder's own)")
     parser.add_argument("--overwrite", action="store_true", help="replace results already in --output")
     parser.add_argument(
@@ -292,10 +300,11 @@ def main(argv: list[str] | None = None) -> None:
     args.output.mkdir(parents=True, exist_ok=True)
 
     if args.quick:
-        ns, ms, route_ms, image_size = (8, 64), (16, 256), (64, 256), 96
+        ns, ms, route_ms, image_size = (8, 64), (16, 256), (64, 256), 64
         cancel_n, cancel_m, cancel_seeds = 16, 128, (args.seed,)
     else:
-        ns, ms, route_ms, image_size = (16, 64, 256), (64, 256, 1024, 4096), (256, 1024, 4096, 16384), 256
+        ns, ms, route_ms, image_size = (16, 64, 256), (64, 256, 1024, 4096), (256, 1024, 4096, 16384), 128
+    image_size = args.real_size or image_size
         cancel_n, cancel_m, cancel_seeds = 64, 1024, tuple(args.seed + i for i in range(3))
     rows = list(identity_rows(ns, ms, args.seed))
     if args.real:

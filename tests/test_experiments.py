@@ -12,14 +12,15 @@ from experiments.measure import peak_extra_memory
 
 
 @pytest.mark.slow
-def test_verify_identity_quick_writes_csv_and_figures(tmp_path, mobilenet_weights, paper_images):
+def test_verify_identity_quick_writes_csv_and_figures(tmp_path, paper_images):
     verify_identity.main(["--quick", "--no-memory", "--output", str(tmp_path)])
     for name in ("identity.csv", "routes.csv", "rel_error.png", "rel_error.pdf", "route_time.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     with (tmp_path / "identity.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    real = [r for r in rows if r["source"].startswith("mobilenet_v2:")]
-    assert {r["source"] for r in real} == {f"mobilenet_v2:{t}" for t in ("s2", "s4", "s8", "s16", "s32")}
+    real = [r for r in rows if r["source"].startswith("vgg19_caffe:")]
+    taps = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "conv4_2", "relu4_2", "relu5_1")
+    assert {r["source"] for r in real} == {f"vgg19_caffe:{t}" for t in taps}
     assert any(r["M_F"] != r["M_S"] for r in real)
     for row in rows:
         assert float(row["rel_error"]) <= (1e-10 if row["dtype"] == "float64" else 1e-4), row
