@@ -304,8 +304,8 @@ def main(argv: list[str] | None = None) -> None:
         cancel_n, cancel_m, cancel_seeds = 16, 128, (args.seed,)
     else:
         ns, ms, route_ms, image_size = (16, 64, 256), (64, 256, 1024, 4096), (256, 1024, 4096, 16384), 128
-    image_size = args.real_size or image_size
         cancel_n, cancel_m, cancel_seeds = 64, 1024, tuple(args.seed + i for i in range(3))
+    image_size = args.real_size or image_size
     rows = list(identity_rows(ns, ms, args.seed))
     if args.real:
         rows += list(real_feature_rows(image_size, args.encoder, args.weights))

@@ -49,7 +49,10 @@ def test_old_poly_spelling_is_a_deprecated_alias() -> None:
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ({"name": "wasserstein"}, "unknown style loss 'wasserstein'; choose one of gram, meancov, meanstd, mmd, sliced_wasserstein"),
+        (
+            {"name": "wasserstein"},
+            "unknown style loss 'wasserstein'; choose one of gram, meancov, meanstd, mmd, sliced_wasserstein",
+        ),
         ({"name": "mmd", "kernel": "laplace"}, "unknown kernel 'laplace'; choose one of gaussian"),
         ({"name": "gram", "eps": 1}, "bad parameters for style loss 'gram'"),
         ({"name": "mmd", "kernel": {"name": "polynomial", "degree": 0}}, "degree must be a positive integer"),
@@ -93,7 +96,8 @@ def test_objective_with_targets_fixes_each_layers_bandwidth_from_its_style() -> 
              "b": 5 * torch.randn(1, 2, 3, 3, generator=g, dtype=torch.float64)}  # fmt: skip
     fixed = objective.with_targets(style)
     sigma_a, sigma_b = (fixed.loss_at(k).kernel.sigmas for k in ("a", "b"))
-    assert float(torch.as_tensor(sigma_b).flatten()[0]) > 2 * float(torch.as_tensor(sigma_a).flatten()[0])  # each layer its own bandwidth
+    first_a, first_b = (float(torch.as_tensor(v).flatten()[0]) for v in (sigma_a, sigma_b))
+    assert first_b > 2 * first_a  # each layer its own bandwidth
     gen = {"a": torch.randn(1, 3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True),
            "b": torch.randn(1, 2, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)}  # fmt: skip
     torch.autograd.gradcheck(lambda a, b: fixed.style({"a": a, "b": b}, style), (gen["a"], gen["b"]))
