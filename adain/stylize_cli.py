@@ -385,6 +385,7 @@ def _check_memory(args: argparse.Namespace, job: _Job, model: AdaINModel, device
         elif need > _LARGE_BYTES:
             large.append((content, size, need))
     if too_big:
+        assert available is not None  # too_big is only filled when the available memory is known
         raise UsageError(
             f"not enough memory: {listing(too_big)} would need more than the {available / 1e9:.1f} GB "
             f"available on {device}; use --content-size {advice} or smaller (the largest shorter side "
@@ -404,7 +405,7 @@ def _model(args: argparse.Namespace, device: torch.device, precision: str) -> Ad
     if args.random_encoder and args.encoder_weights:
         raise UsageError("--random-encoder and --encoder-weights contradict each other; pick one")
     weights = None if args.random_encoder else (args.encoder_weights or DEFAULT_WEIGHTS)
-    common = {"encoder_weights": weights, "precision": precision}
+    common: dict[str, Any] = {"encoder_weights": weights, "precision": precision}
     if args.model and args.decoder:
         raise UsageError("give either --model FILE or --encoder NAME --decoder FILE, not both")
     if args.decoder:

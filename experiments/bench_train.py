@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,7 +60,7 @@ def bench(
     weights: Path | None = None,
     tag: str = "",
     image_size: int | None = None,
-    **extra: object,
+    **extra: Any,
 ) -> tuple[float, float]:
     """``(median images/s, wall seconds)`` of ``warmup + timed`` iterations of one encoder."""
     config = TrainConfig(

@@ -47,8 +47,8 @@ def main(argv: list[str]) -> None:
         return out
 
     torch.optim.Adam.step = timed_step  # type: ignore[method-assign]
-    torch.nn.Module.to = lambda self, *a, **k: module_to(self, *on_cpu(a), **k)  # type: ignore[method-assign]
-    torch.Tensor.to = lambda self, *a, **k: tensor_to(self, *on_cpu(a), **k)  # type: ignore[method-assign]
+    torch.nn.Module.to = lambda self, *a, **k: module_to(self, *on_cpu(a), **k)  # type: ignore
+    torch.Tensor.to = lambda self, *a, **k: tensor_to(self, *on_cpu(a), **k)  # type: ignore
     sys.path.insert(0, str(port))
     sys.argv = [str(port / "train.py"), *rest]
     try:
