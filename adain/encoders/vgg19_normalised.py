@@ -32,8 +32,9 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torchvision.models.vgg import cfgs
 
-from adain.encoders.base import FeatureEncoder, Tap
+from adain.encoders.base import FeatureEncoder
 from adain.encoders.registry import register_encoder
+from adain.encoders.vgg19 import TAPS as VGG19_TAPS
 from adain.errors import WeightsError
 
 __all__ = ["DOWNLOAD_URL", "VGG19NormalisedEncoder", "vgg_normalised_layers"]
@@ -41,14 +42,12 @@ __all__ = ["DOWNLOAD_URL", "VGG19NormalisedEncoder", "vgg_normalised_layers"]
 #: Where the AdaIN PyTorch port publishes the file.
 DOWNLOAD_URL = "https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/vgg_normalised.pth"
 
-TAPS = (
-    Tap("relu1_1", 3, 64, 1),
-    Tap("relu2_1", 10, 128, 2),
-    Tap("relu3_1", 17, 256, 4),
-    Tap("relu4_1", 30, 512, 8),
-    Tap("conv4_2", 32, 512, 8),
-    Tap("relu4_2", 33, 512, 8),
-    Tap("relu5_1", 43, 512, 16),
+#: The VGG-19 layer table (:data:`adain.encoders.vgg19.TAPS`) at this sequential's indices.
+TAPS = tuple(
+    tap._replace(index=index)
+    for tap, index in zip(
+        VGG19_TAPS, (3, 10, 17, 30, 32, 33, 43), strict=True
+    )  # relu1_1 relu2_1 relu3_1 relu4_1 conv4_2 relu4_2 relu5_1
 )
 
 
