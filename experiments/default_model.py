@@ -3,6 +3,7 @@
     python -m experiments.default_model prepare    # split folders (symbolic links) under [data] work
     python -m experiments.default_model train [--iterations N] [--stage NAME]   # runs or resumes a stage
     python -m experiments.default_model report --model FILE [--output DIR]      # held-out evaluation
+    python -m experiments.default_model snapshot   # copy the runs' checkpoints into the repository
 
 Everything is read from ``experiments/configs/default_model.toml`` (``--config`` for another file):
 
@@ -13,6 +14,9 @@ Everything is read from ``experiments/configs/default_model.toml`` (``--config``
 * ``train``: one ``adain train`` run per ``[[stage]]`` into ``WORK/<stage name>``; a stage after the first
   starts from the previous stage's checkpoint (``--init-decoder``). A run that has a checkpoint is
   resumed exactly (``--resume``), so the command can be repeated until ``iterations`` is reached.
+* ``snapshot``: copies each stage's ``checkpoint.pth`` and ``log.csv`` into ``[data] snapshots`` (in the
+  repository, outside the installed package), so a schedule longer than one sitting continues on another
+  machine: ``train`` seeds a stage's run folder from its snapshot when the folder has no checkpoint.
 * ``report``: stylizes every held-out content × held-out style at ``content_size``, scores the outputs
   with ``../shared/tools/score_stylization.py`` and writes a contact sheet (downscaled to ≤ 256 px per
   image) and ``scores.csv``.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -98,6 +103,13 @@ def train(config: dict[str, Any], stage_name: str | None, iterations: int | None
         out = work / stage["name"]
         total = iterations or int(stage["iterations"])
         checkpoint = out / CHECKPOINT_NAME
+        snapshot = _resolve(config["data"]["snapshots"]) / stage["name"]
+        if not checkpoint.is_file() and (snapshot / CHECKPOINT_NAME).is_file():
+            out.mkdir(parents=True, exist_ok=True)
+            for name in (CHECKPOINT_NAME, "log.csv"):
+                if (snapshot / name).is_file():
+                    shutil.copy2(snapshot / name, out / name)
+            print(f"seeded {out} from the snapshot {snapshot}")
         if checkpoint.is_file():
             if load_checkpoint(checkpoint)["iteration"] >= total and stage_name is None:
                 continue
@@ -119,6 +131,23 @@ def train(config: dict[str, Any], stage_name: str | None, iterations: int | None
         print("adain train " + " ".join(command), flush=True)
         sys.exit(subprocess.call([sys.executable, "-m", "adain", "train", *command]))
     print("every stage has reached its iterations")
+
+
+def snapshot(config: dict[str, Any]) -> None:
+    """Copy every stage's checkpoint and log into the repository's snapshot folder."""
+    from adain.errors import CheckpointError
+    from adain.torchfiles import atomic_torch_save, safe_torch_load
+
+    work, target = _resolve(config["data"]["work"]), _resolve(config["data"]["snapshots"])
+    for stage in config["stage"]:
+        source = work / stage["name"]
+        if not (source / "checkpoint.pth").is_file():
+            continue
+        (target / stage["name"]).mkdir(parents=True, exist_ok=True)
+        state = safe_torch_load(source / "checkpoint.pth", "checkpoint", CheckpointError)
+        atomic_torch_save(state, target / stage["name"] / "checkpoint.pth")
+        shutil.copy2(source / "log.csv", target / stage["name"] / "log.csv")
+        print(f"{source} → {target / stage['name']}")
 
 
 def report(config: dict[str, Any], model: Path, output: Path) -> None:
@@ -199,7 +228,7 @@ def _thumb(path: Path, cell: int):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("prepare", "train", "report"))
+    parser.add_argument("command", choices=("prepare", "train", "report", "snapshot"))
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--stage", default=None)
     parser.add_argument("--iterations", type=int, default=None)
@@ -211,6 +240,8 @@ def main(argv: list[str] | None = None) -> None:
         prepare(config)
     elif args.command == "train":
         train(config, args.stage, args.iterations)
+    elif args.command == "snapshot":
+        snapshot(config)
     else:
         if args.model is None:
             raise SystemExit("report needs --model FILE")
