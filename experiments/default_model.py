@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import shutil
 import subprocess
 import sys
@@ -55,13 +56,13 @@ def _resolve(value: str) -> Path:
     return path if path.is_absolute() else (REPO / path).resolve()
 
 
-def _link_all(files: list[Path], folder: Path) -> int:
+def _link_all(files: list[tuple[Path, Path]], folder: Path) -> int:
+    """Link each ``(root, file)`` into ``folder`` as its path below ``root`` joined by ``__`` (unique)."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.iterdir():
         old.unlink()
-    for f in files:
-        name = f"{f.parent.name}__{f.name}" if f.parent.name not in ("style", "content") else f.name
-        (folder / name).symlink_to(f)
+    for root, f in files:
+        (folder / "__".join(f.relative_to(root).parts)).symlink_to(f)
     return len(files)
 
 
@@ -76,11 +77,12 @@ def prepare(config: dict[str, Any]) -> Path:
     missing = held - {p.stem for p in styles}
     if missing:
         raise SystemExit(f"held-out styles not found in {paper / 'style'}: {sorted(missing)}")
-    train_styles = [p for p in styles if p.stem not in held]
-    extra = [p for folder in data["extra_style_folders"] for p in list_images(training / "content" / folder)]
-    n_content = _link_all(list_images(training / "content"), work / "content")
+    train_styles = [(paper / "style", p) for p in styles if p.stem not in held]
+    walls = training / "content"
+    extra = [(walls, p) for folder in data["extra_style_folders"] for p in list_images(walls / folder)]
+    n_content = _link_all([(walls, p) for p in list_images(walls)], work / "content")
     n_style = _link_all(train_styles + extra, work / "style")
-    n_held = _link_all([p for p in styles if p.stem in held], work / "heldout_style")
+    n_held = _link_all([(paper / "style", p) for p in styles if p.stem in held], work / "heldout_style")
     print(
         f"{work}: {n_content} contents, {n_style} training styles ({len(train_styles)} paintings + "
         f"{len(extra)} wallpapers), {n_held} held-out styles; held-out contents: {paper / 'content'}"
@@ -195,11 +197,11 @@ def report(config: dict[str, Any], model: Path, output: Path) -> None:
     ).stdout
     (output / "scores.txt").write_text(scored)
     print(scored.splitlines()[-1] if scored else "no scores")
-    rows = []
+    rows = []  # the scorer's lines: "<output>: style ratio S, content ratio C"
     for line in scored.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and "_stylized_" in parts[0]:
-            rows.append(parts[:3])
+        match = re.fullmatch(r"(\S+_stylized_\S+): style ratio (\S+), content ratio (\S+)", line.strip())
+        if match:
+            rows.append(list(match.groups()))
     with open(output / "scores.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([["output", "style_ratio", "content_ratio"], *rows])
     contents = sorted(p.stem for p in (paper / "content").iterdir())
