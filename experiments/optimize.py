@@ -157,14 +157,25 @@ def _settings(table: Mapping[str, Any], where: str, key: str, **extra: Any) -> O
         raise ConfigError(f"{where}: key '{key}': {exc}") from None
 
 
+#: The model "file" of ``[decoders] name = "invert"``: the perfect-decoder reference, the AdaIN target
+#: inverted by optimisation (:mod:`experiments.perfect_decoder`), with the transfer's iteration cap,
+#: tolerance (1e-4 when 0) and window.
+INVERT = Path("invert")
+
+
 def _decoders(table: Any, where: str, method_names: set[str]) -> tuple[tuple[str, Path], ...]:
     if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
-        raise ConfigError(f"{where}: key 'decoders' must be a table of name = 'model file' (or 'default')")
+        raise ConfigError(
+            f"{where}: key 'decoders' must be a table of name = 'model file' (or 'default', or 'invert')"
+        )
     clash = sorted(set(table) & method_names)
     if clash:
         raise ConfigError(f"{where}: key 'decoders': name(s) {clash} are also methods; names must differ")
     out = []
     for name, value in table.items():
+        if value == "invert":
+            out.append((name, INVERT))
+            continue
         if value == "default":
             from adain.stylize_cli import default_model_path
 
@@ -425,8 +436,18 @@ def _plot_grid(rows: list[tuple[Job, list[torch.Tensor], list[str]]], folder: Pa
 
 
 def _load_decoder_model(path: Path, config: Config) -> Any:
-    """The AdaIN model of a model file, checked to use the config's encoder (same encoder and layers)."""
+    """The AdaIN model of a model file, checked to use the config's encoder (same encoder and layers);
+    for :data:`INVERT` the perfect-decoder reference on the config's encoder."""
     from adain.modelfile import load_model, read_model_file
+
+    if path == INVERT:
+        from experiments.perfect_decoder import PerfectDecoder
+
+        s = config.transfer
+        encoder = build_encoder(config.encoder, weights=config.weights)
+        return PerfectDecoder(
+            encoder, iterations=s.iterations, tolerance=s.tolerance or 1e-4, window=s.window
+        )
 
     trained_for = read_model_file(path).encoder_name
     if trained_for != config.encoder:
