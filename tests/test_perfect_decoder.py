@@ -21,6 +21,7 @@ def _images() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(3, 32, 32, generator=g, dtype=torch.float64), torch.rand(3, 32, 32, generator=g) ** 2
 
 
+@pytest.mark.slow
 def test_inversion_recovers_an_image_from_its_own_features(encoder) -> None:
     content, other = _images()
     layer = encoder.adain_layer
