@@ -34,8 +34,20 @@ Pixels stay in [0, 1] (``parametrisation``):
   ``logit(clamp(x0, 1e-3, 1 − 1e-3))``. Smooth, so L-BFGS's curvature history stays valid.
 * ``"clamp"``: optimise the pixels directly and clamp them to [0, 1] after every optimiser step.
 
-Everything is deterministic given ``seed``: the noise image comes from a private
-:class:`torch.Generator`; no global random state is read or changed.
+Convergence (``tolerance > 0``): ``iterations`` is a cap; the run stops early once the objective's
+relative decrease over the last ``window`` iterations,
+``(total[i − window] − total[i]) / |total[i − window]|``, falls below ``tolerance``
+(:func:`has_converged`). The objective of an image is recorded when the next step evaluates it, so the
+check before step ``k`` sees the images after steps ``0 … k − 2``: a run stops one step after the first
+image that met the criterion. The result records why it stopped (``"converged"`` or ``"max_iterations"``)
+and after how many steps. ``tolerance = 0`` runs every iteration.
+
+Repeats: ``init_jitter > 0`` adds seeded Gaussian noise of that standard deviation to the initial image
+(clamped to [0, 1]), so a content-initialised transfer depends on ``seed`` and repeats over seeds measure
+how much the result depends on the starting point (with ``init_jitter = 0`` only ``init="noise"`` does).
+
+Everything is deterministic given ``seed``: the noise images come from private
+:class:`torch.Generator` objects; no global random state is read or changed.
 
 >>> encoder = build_encoder("mobilenet_v2")
 >>> settings = OptimizeSettings(content_layer="s16", style_layers={"s2": 1, "s4": 1, "s8": 1, "s16": 1})
@@ -64,7 +76,9 @@ __all__ = [
     "Optimizer",
     "Parametrisation",
     "content_loss",
+    "has_converged",
     "optimize_image",
+    "relative_decrease",
     "style_normalisers",
     "texture_reference",
     "total_variation",
@@ -89,7 +103,10 @@ class OptimizeSettings:
         init: start from the content image, uniform noise (seeded) or the style image (resized to the
             output size).
         optimizer: ``"lbfgs"`` (strong-Wolfe line search, one L-BFGS iteration per step) or ``"adam"``.
-        iterations: optimiser steps.
+        iterations: optimiser steps (the cap when ``tolerance > 0``).
+        tolerance, window: stop once the relative decrease of the objective over the last ``window``
+            iterations is below ``tolerance`` (0: never stop early); see :func:`has_converged`.
+        init_jitter: standard deviation of seeded Gaussian noise added to the initial image (0: none).
         lr: learning rate (Adam) or initial step length (L-BFGS).
         parametrisation: how pixels are kept in [0, 1]; see the module docstring.
         normalise: ``"reference"`` or ``"none"``; see the module docstring.
@@ -111,6 +128,9 @@ class OptimizeSettings:
     normalise: Normalise = "reference"
     size: tuple[int, int] | None = None
     seed: int = 0
+    tolerance: float = 0.0
+    window: int = 20
+    init_jitter: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.style_layers:
@@ -130,6 +150,11 @@ class OptimizeSettings:
             raise ValueError(f"need iterations >= 0 and lr > 0, got {self.iterations} and {self.lr}")
         if min(self.content_weight, self.style_weight, self.tv_weight) < 0:
             raise ValueError("content_weight, style_weight and tv_weight must be >= 0")
+        if self.tolerance < 0 or self.window < 1 or self.init_jitter < 0:
+            raise ValueError(
+                f"need tolerance >= 0, window >= 1 and init_jitter >= 0, got {self.tolerance}, "
+                f"{self.window} and {self.init_jitter}"
+            )
 
     @property
     def texture(self) -> bool:
@@ -151,6 +176,8 @@ class OptimizeResult:
         seconds: wall time of the optimisation (normalisers and initialisation included).
         evaluations: objective evaluations (L-BFGS line searches evaluate more than once per step).
         restarts: L-BFGS restarts: a step that left the image unchanged drops the curvature history.
+        stop_reason: ``"converged"`` (the tolerance was met) or ``"max_iterations"`` (the cap was reached).
+        steps: optimiser steps taken (``len(history["total"]) - 1``).
     """
 
     image: Tensor
@@ -160,6 +187,28 @@ class OptimizeResult:
     evaluations: int = 0
     restarts: int = 0
     settings: OptimizeSettings | None = field(default=None, repr=False)
+    stop_reason: str = "max_iterations"
+    steps: int = 0
+
+
+def relative_decrease(totals: list[float], window: int) -> float | None:
+    """``(totals[-1 − window] − totals[-1]) / |totals[-1 − window]|``; None with fewer than ``window + 1``
+    values. Negative when the objective rose over the window."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if len(totals) <= window:
+        return None
+    before, now = totals[-1 - window], totals[-1]
+    return (before - now) / max(abs(before), 1e-30)
+
+
+def has_converged(totals: list[float], window: int, tolerance: float) -> bool:
+    """True when ``tolerance > 0`` and the relative decrease over the last ``window`` values (see
+    :func:`relative_decrease`) is below ``tolerance``. Non-finite objectives never count as converged."""
+    if tolerance <= 0 or not totals or totals[-1] != totals[-1] or abs(totals[-1]) == float("inf"):
+        return False
+    decrease = relative_decrease(totals, window)
+    return decrease is not None and decrease < tolerance
 
 
 def total_variation(images: Tensor) -> Tensor:
@@ -308,6 +357,8 @@ def optimize_image(
     if s.init == "style":
         init = _resize(style_b, size)
     assert init is not None  # init="content" needs a content image (checked above)
+    if s.init_jitter > 0:
+        init = (init + s.init_jitter * _jitter(init, s.seed)).clamp(0, 1)
     param = _to_parameter(init, s.parametrisation)
     image_of = torch.sigmoid if s.parametrisation == "sigmoid" else (lambda p: p)
 
@@ -320,7 +371,12 @@ def optimize_image(
             [param], lr=s.lr, max_iter=1, history_size=50, line_search_fn="strong_wolfe", tolerance_grad=0.0
         )
 
+    stop_reason, steps = "max_iterations", 0
     for _ in range(s.iterations):
+        if has_converged(history.get("total", []), s.window, s.tolerance):
+            stop_reason = "converged"
+            break
+        steps += 1
         first = True
 
         def closure() -> Tensor:
@@ -356,7 +412,17 @@ def optimize_image(
         evaluations=evaluations,
         restarts=restarts,
         settings=s,
+        stop_reason=stop_reason,
+        steps=steps,
     )
+
+
+def _jitter(like: Tensor, seed: int) -> Tensor:
+    """Seeded standard Gaussian noise of ``like``'s shape (drawn on the CPU in float32, then moved), from a
+    generator distinct from :func:`texture_reference`'s (seed offset by a constant)."""
+    generator = torch.Generator().manual_seed(int(seed) + 7_919)
+    noise = torch.randn(tuple(like.shape), generator=generator, dtype=torch.float32)
+    return noise.to(dtype=like.dtype, device=like.device)
 
 
 def _to_parameter(init: Tensor, parametrisation: Parametrisation) -> Tensor:

@@ -8,10 +8,19 @@ optimisation runs are done by :func:`experiments.optimize.run` (which writes ``c
 ``images/``, ``metrics.csv/.json``, ``history.json``, ``figures/loss_<run>.*`` and ``figures/grid.*``);
 this script adds, for every run (content/style pair or texture)::
 
-    evaluation.csv/.json            long format: run, eval_loss, output, layer ("sum" or a layer), value, raw
+    evaluation.csv/.json            long format: encoder, run, pair, seed, style_weight, eval_loss, output,
+                                    layer ("sum" or a layer), value, raw
+    summary.csv/.json               per (encoder, kind, style_weight, eval_loss, output): mean ± 95 %
+                                    t-interval over pairs × seeds, and the verdict ("best", "tie" or "")
+                                    from paired differences (experiments/intervals.py)
     figures/heatmap_<run>.png/.pdf  the cross-evaluation matrix (see experiments/evaluate.py)
+    figures/pareto_<encoder>.*      content score vs style score per method across the style-weight sweep
+    figures/layers_<encoder>.*      per-layer scores (mean over the transfer runs at one style weight)
     figures/time.png/.pdf           optimisation seconds per method and run
     manifest.json                   the optimisation manifest plus the evaluation's timings
+
+Every output is scored with the optimisation encoder and, when the config has an ``[evaluation]`` table,
+also with that network (its own style and content layers): cross-network evaluation.
 
 The evaluation losses (rows) are the config's methods, so the matrix is square and its diagonal is each
 method scored by its own loss; the content loss is the last row. Outputs are read back from the saved
@@ -30,33 +39,52 @@ from typing import Any
 
 from adain.encoders import build_encoder
 from adain.io import load_image
-from experiments.evaluate import CrossEvaluation, cross_evaluate, plot_heatmap
-from experiments.optimize import Config, Job, command_line, expand_jobs
+from experiments.evaluate import (
+    CrossEvaluation,
+    cross_evaluate,
+    plot_heatmap,
+    plot_pareto,
+    plot_per_layer,
+    summarise,
+)
+from experiments.optimize import Config, Job, Network, command_line, expand_jobs
 from experiments.optimize import run as run_optimize
 from experiments.runs import save_figure, write_json
 
 __all__ = ["evaluate_run", "main", "run"]
 
 
-def evaluate_run(config: Config, out: Path) -> dict[str, CrossEvaluation]:
-    """Cross-evaluate the outputs saved under ``out/images`` by :func:`experiments.optimize.run`."""
-    encoder = build_encoder(config.encoder, weights=config.weights)
+def networks(config: Config) -> list[Network]:
+    """The scoring networks: the optimisation encoder (its layers), then ``[evaluation]`` if configured."""
+    own = Network(
+        config.encoder, config.weights, dict(config.transfer.style_layers), config.transfer.content_layer
+    )
+    return [own] + ([config.evaluation] if config.evaluation is not None else [])
+
+
+def evaluate_run(config: Config, out: Path, network: Network | None = None) -> dict[str, CrossEvaluation]:
+    """Cross-evaluate the outputs saved under ``out/images`` by :func:`experiments.optimize.run`, scored
+    with ``network`` (default: the optimisation encoder and layers)."""
+    network = network or networks(config)[0]
+    encoder = build_encoder(network.encoder, weights=network.weights)
     losses = {m.name: m.loss for m in config.methods}
     results: dict[str, CrossEvaluation] = {}
     for job in expand_jobs(config):
-        results[job.name] = _evaluate_job(config, job, out, encoder, losses)
+        results[job.name] = _evaluate_job(config, job, out, encoder, losses, network)
     return results
 
 
 def _evaluate_job(
-    config: Config, job: Job, out: Path, encoder: Any, losses: dict[str, Any]
+    config: Config, job: Job, out: Path, encoder: Any, losses: dict[str, Any], network: Network
 ) -> CrossEvaluation:
     style = load_image(job.style, size=config.size)
     content = None if job.content is None else load_image(job.content, size=config.size)
     names = [m.name for m in config.methods] + ([n for n, _ in config.decoders] if job.content else [])
     outputs = {n: load_image(out / "images" / job.name / f"{n}.png") for n in names}
-    s = job.settings
-    return cross_evaluate(encoder, outputs, losses, style, content, s.style_layers, s.content_layer, s.seed)
+    content_layer = network.content_layer if job.content is not None else None
+    return cross_evaluate(
+        encoder, outputs, losses, style, content, network.style_layers, content_layer, job.seed
+    )
 
 
 def _plot_times(rows: Sequence[dict[str, Any]], folder: Path) -> list[Path]:
@@ -85,13 +113,39 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
     """Optimise with every method, cross-evaluate, write all artefacts; returns the run folder."""
     out = run_optimize(config, output, log=log)
     started = time.perf_counter()
-    evaluations = evaluate_run(config, out)
-    rows = [row for name, ev in evaluations.items() for row in ev.rows(name)]
+    jobs = {job.name: job for job in expand_jobs(config)}
+    rows: list[dict[str, Any]] = []
+    evaluations: dict[str, CrossEvaluation] = {}
+    for k, network in enumerate(networks(config)):
+        by_job = evaluate_run(config, out, network)
+        if k == 0:
+            evaluations = by_job
+        for name, ev in by_job.items():
+            job = jobs[name]
+            extra = {"encoder": network.label, "pair": job.pair, "seed": job.seed,
+                     "style_weight": job.style_weight}  # fmt: skip
+            rows += [{**extra, **row} for row in ev.rows(name)]
+    fields = ["encoder", "run", "pair", "seed", "style_weight", "eval_loss", "output", "layer", "value"]
+    fields.append("raw")
     with open(out / "evaluation.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["run", "eval_loss", "output", "layer", "value", "raw"])
+        writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
     write_json(out / "evaluation.json", rows)
+    summary = summarise(rows)
+    with open(out / "summary.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(summary[0]))
+        writer.writeheader()
+        writer.writerows(summary)
+    write_json(out / "summary.json", summary)
+    weights = config.run_style_weights
+    at = weights[len(weights) // 2]
+    if config.transfer.style_weight in weights:
+        at = config.transfer.style_weight
+    for network in networks(config):
+        if config.pairs:
+            plot_pareto(summary, network.label, out / "figures" / f"pareto_{network.label}")
+        plot_per_layer(rows, network.label, at, out / "figures" / f"layers_{network.label}")
     for name, ev in evaluations.items():
         plot_heatmap(ev, out / "figures" / f"heatmap_{name}", title=f"cross-evaluation: {name}")
     metrics = json.loads((out / "metrics.json").read_text())
@@ -103,6 +157,8 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
     manifest["timings_s"]["evaluation"] = round(time.perf_counter() - started, 4)
     manifest["evaluation"] = {
         "losses": [m.name for m in config.methods],
+        "encoders": {n.label: n.encoder for n in networks(config)},
+        "interval": "Student t 95 % over pairs x seeds; ties from paired t-intervals containing 0",
         "normalisation": "each loss per layer divided by its value at the reference image "
         "(content image; seeded noise for textures); content: MSE / mean F(c)^2",
     }

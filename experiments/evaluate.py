@@ -27,9 +27,17 @@ from torch import Tensor, nn
 
 import mmd
 from adain.gatys import texture_reference
+from experiments.intervals import row_verdict
 from experiments.runs import save_figure
 
-__all__ = ["CrossEvaluation", "cross_evaluate", "plot_heatmap"]
+__all__ = [
+    "CrossEvaluation",
+    "cross_evaluate",
+    "plot_heatmap",
+    "plot_pareto",
+    "plot_per_layer",
+    "summarise",
+]
 
 CONTENT = "content"
 
@@ -168,5 +176,123 @@ def plot_heatmap(
     axes[0][0].set_ylabel("evaluation loss")
     if title:
         fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path_stem)
+
+
+def _kind(pair: str) -> str:
+    return "texture" if str(pair).startswith("texture__") else "transfer"
+
+
+def summarise(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> list[dict[str, Any]]:
+    """Mean ± t-interval and verdict per (encoder, kind, style_weight, eval_loss, output).
+
+    ``rows``: the long-format evaluation rows (``encoder, pair, seed, style_weight, eval_loss, output,
+    layer, value``); only ``layer == "sum"`` is used. The repeats of a cell are its (pair, seed) units;
+    outputs are compared on the units they all have (:func:`experiments.intervals.row_verdict`). Verdict:
+    ``"best"`` (lowest mean, better than every other output beyond the noise), ``"tie"`` (the lowest mean
+    or within the noise of it, when there is no clear best), ``""`` otherwise.
+    """
+    groups: dict[tuple[str, str, float, str], dict[str, dict[tuple[str, int], float]]] = {}
+    for r in rows:
+        if r["layer"] != "sum":
+            continue
+        key = (str(r["encoder"]), _kind(r["pair"]), float(r["style_weight"]), str(r["eval_loss"]))
+        unit = (str(r["pair"]), int(r["seed"]))
+        groups.setdefault(key, {}).setdefault(str(r["output"]), {})[unit] = float(r["value"])
+    out: list[dict[str, Any]] = []
+    for (encoder, kind, weight, loss), by_output in groups.items():
+        units = sorted(set.intersection(*(set(v) for v in by_output.values())))
+        if not units:
+            raise ValueError(f"no common (pair, seed) units for {encoder}/{kind}/{weight}/{loss}")
+        scores = {name: [values[u] for u in units] for name, values in by_output.items()}
+        verdict = row_verdict(scores, confidence)
+        for name, interval in verdict.intervals.items():
+            label = "best" if name == verdict.winner else ""
+            if verdict.winner is None and (name == verdict.lowest or name in verdict.tied):
+                label = "tie"
+            out.append(dict(encoder=encoder, kind=kind, style_weight=weight, eval_loss=loss, output=name,
+                            mean=interval.mean, half_width=interval.half_width, low=interval.low,
+                            high=interval.high, n=interval.n, verdict=label))  # fmt: skip
+    return out
+
+
+def plot_pareto(summary: Sequence[Mapping[str, Any]], encoder: str, path_stem: Path) -> list[Path]:
+    """Content score (x) vs style score (y) per output across the style-weight sweep, one panel per style
+    evaluation loss, 95 % intervals as error bars: losses compared at equal content preservation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = {(r["eval_loss"], r["output"], float(r["style_weight"])): r for r in summary
+             if r["encoder"] == encoder and r["kind"] == "transfer"}  # fmt: skip
+    losses = list(dict.fromkeys(k[0] for k in cells if k[0] != CONTENT))
+    outputs = list(dict.fromkeys(k[1] for k in cells))
+    if not losses or not any(k[0] == CONTENT for k in cells):
+        raise ValueError(f"no transfer scores with a content row for encoder {encoder!r}")
+    fig, axes = plt.subplots(1, len(losses), figsize=(3.6 * len(losses), 3.4), squeeze=False)
+
+    def err(r: Mapping[str, Any]) -> float:
+        h = float(r["half_width"])
+        return 0.0 if h == float("inf") else h
+
+    for ax, loss in zip(axes[0], losses, strict=True):
+        for name in outputs:
+            weights = sorted(
+                w for (lo, o, w) in cells if (lo, o) == (loss, name) and (CONTENT, o, w) in cells
+            )
+            xs = [cells[(CONTENT, name, w)] for w in weights]
+            ys = [cells[(loss, name, w)] for w in weights]
+            ax.errorbar([float(r["mean"]) for r in xs], [float(r["mean"]) for r in ys],
+                        xerr=[err(r) for r in xs], yerr=[err(r) for r in ys], marker="o", ms=3,
+                        capsize=2, label=name)  # fmt: skip
+        ax.set_xlabel("content score (lower: closer to the content)")
+        ax.set_ylabel(f"style score under {loss}")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.set_title(f"{loss} ({encoder})", fontsize=8)
+    axes[0][-1].legend(fontsize="x-small")
+    fig.tight_layout()
+    return save_figure(fig, path_stem)
+
+
+def plot_per_layer(
+    rows: Sequence[Mapping[str, Any]], encoder: str, style_weight: float, path_stem: Path
+) -> list[Path]:
+    """Per-layer normalised style scores, mean over the transfer runs at ``style_weight`` (and every
+    texture run), one panel per evaluation loss, one bar per (layer, output)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells: dict[tuple[str, str, str], list[float]] = {}
+    for r in rows:
+        if r["encoder"] != encoder or r["layer"] == "sum" or r["eval_loss"] == CONTENT:
+            continue
+        if _kind(r["pair"]) == "transfer" and float(r["style_weight"]) != float(style_weight):
+            continue
+        key = (str(r["eval_loss"]), str(r["layer"]), str(r["output"]))
+        cells.setdefault(key, []).append(float(r["value"]))
+    if not cells:
+        raise ValueError(f"no per-layer scores for encoder {encoder!r} at style weight {style_weight}")
+    losses = list(dict.fromkeys(k[0] for k in cells))
+    layers = list(dict.fromkeys(k[1] for k in cells))
+    outputs = list(dict.fromkeys(k[2] for k in cells))
+    fig, axes = plt.subplots(1, len(losses), figsize=(1.2 + 1.1 * len(layers) * len(losses), 3.2),
+                             squeeze=False)  # fmt: skip
+    width = 0.8 / len(outputs)
+    for ax, loss in zip(axes[0], losses, strict=True):
+        for k, name in enumerate(outputs):
+            xs = [i + (k - (len(outputs) - 1) / 2) * width for i in range(len(layers))]
+            ys = [sum(v) / len(v) if (v := cells.get((loss, layer, name))) else 0.0 for layer in layers]
+            ax.bar(xs, ys, width, label=name)
+        ax.set_xticks(range(len(layers)), layers, fontsize=7)
+        ax.set_yscale("log")
+        ax.set_title(f"{loss} per layer ({encoder})", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("loss / loss at reference")
+    axes[0][-1].legend(fontsize="x-small")
     fig.tight_layout()
     return save_figure(fig, path_stem)

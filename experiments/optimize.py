@@ -15,6 +15,16 @@ each content/style pair (style transfer) and each texture (texture synthesis) wi
     figures/loss_<run>.png/.pdf    loss vs iteration, one line per method
     figures/grid.png/.pdf          inputs and one column per method
 
+Repeats and sweeps: ``seeds = [0, 1, 2]`` (top level; default ``[seed]``) runs every pair and texture once
+per seed, and ``[optimize] style_weights = [...]`` runs every pair once per style weight (textures have no
+content term, so no sweep); a job is named ``<content>__<style>[__seed<k>][__w<weight>]`` and its rows
+carry ``pair``, ``seed`` and ``style_weight``. ``[optimize] tolerance``/``window`` stop each run at
+convergence (``iterations`` is then the cap; see :mod:`adain.gatys`), ``init_jitter`` makes
+content-initialised runs depend on the seed. An ``[evaluation]`` table (``encoder``, ``style_layers``,
+``content_layer``, optional ``weights`` and ``label``) names a second network that
+:mod:`experiments.compare` scores the outputs with, next to the optimisation encoder (cross-network
+evaluation).
+
 Config keys: see ``experiments/configs/optimize_quick.toml``; each ``[methods.<name>]`` holds one key,
 ``style_loss``, an :mod:`mmd` spec (``{ name = "mmd", kernel = { name = "gaussian", sigma = "median" } }``,
 see :mod:`experiments.runs`). ``--quick`` applies the ``[quick]`` table
@@ -29,7 +39,7 @@ import csv
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +65,16 @@ from experiments.runs import (
 
 __all__ = ["REPO_ROOT", "Config", "ConfigError", "Method", "load_config", "main", "run"]
 
-_TOP_KEYS = {"seed", "output", "encoder", "images", "optimize", "texture", "quick", "methods", "decoders"}
+_TOP_KEYS = {
+    "seed", "seeds", "output", "encoder", "images", "optimize", "texture", "quick", "methods", "decoders",
+    "evaluation",
+}  # fmt: skip
 _SETTINGS_KEYS = {
     "content_layer", "style_layers", "content_weight", "style_weight", "tv_weight", "init", "optimizer",
-    "iterations", "lr", "parametrisation", "normalise",
+    "iterations", "lr", "parametrisation", "normalise", "tolerance", "window", "init_jitter",
 }  # fmt: skip
-_QUICK_KEYS = {"size", "iterations", "pairs", "textures"}
+_QUICK_KEYS = {"size", "iterations", "pairs", "textures", "seeds", "style_weights"}
+_EVALUATION_KEYS = {"encoder", "weights", "style_layers", "content_layer", "label"}
 
 
 # ---- config ----------------------------------------------------------------------------------------------
@@ -73,6 +87,22 @@ class Method:
     name: str
     loss: mmd.StyleLoss
     spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Network:
+    """An encoder that scores outputs: its name, weights file, style layers, content layer, and the label
+    its scores carry (the ``encoder`` column of evaluation.csv; the encoder name unless set)."""
+
+    encoder: str
+    weights: Path | None
+    style_layers: dict[str, float]
+    content_layer: str | None
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.encoder)
 
 
 @dataclass(frozen=True)
@@ -94,13 +124,26 @@ class Config:
     texture: OptimizeSettings
     methods: tuple[Method, ...]
     decoders: tuple[tuple[str, Path], ...] = ()
+    seeds: tuple[int, ...] = ()
+    style_weights: tuple[float, ...] = ()
+    evaluation: Network | None = None
+
+    @property
+    def run_seeds(self) -> tuple[int, ...]:
+        """The seeds every job is repeated with (``(seed,)`` without a ``seeds`` key)."""
+        return self.seeds or (self.seed,)
+
+    @property
+    def run_style_weights(self) -> tuple[float, ...]:
+        """The style weights of the transfer sweep (``(optimize.style_weight,)`` without a sweep)."""
+        return self.style_weights or (self.transfer.style_weight,)
 
 
 def _method(name: str, spec: Any, where: str) -> Method:
     if not isinstance(spec, dict) or set(spec) != {"style_loss"}:
         raise ConfigError(
             f"{where}: key 'methods.{name}' must be a table with one key, style_loss (an mmd spec, e.g. "
-            "style_loss = { name = \"mmd\", kernel = { name = \"polynomial\" } })"
+            'style_loss = { name = "mmd", kernel = { name = "polynomial" } })'
         )
     canonical = style_loss_spec(spec["style_loss"], where, f"methods.{name}.style_loss")
     return Method(name, mmd.build_style_loss(canonical), canonical)
@@ -114,14 +157,25 @@ def _settings(table: Mapping[str, Any], where: str, key: str, **extra: Any) -> O
         raise ConfigError(f"{where}: key '{key}': {exc}") from None
 
 
+#: The model "file" of ``[decoders] name = "invert"``: the perfect-decoder reference, the AdaIN target
+#: inverted by optimisation (:mod:`experiments.perfect_decoder`), with the transfer's iteration cap,
+#: tolerance (1e-4 when 0) and window.
+INVERT = Path("invert")
+
+
 def _decoders(table: Any, where: str, method_names: set[str]) -> tuple[tuple[str, Path], ...]:
     if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
-        raise ConfigError(f"{where}: key 'decoders' must be a table of name = 'model file' (or 'default')")
+        raise ConfigError(
+            f"{where}: key 'decoders' must be a table of name = 'model file' (or 'default', or 'invert')"
+        )
     clash = sorted(set(table) & method_names)
     if clash:
         raise ConfigError(f"{where}: key 'decoders': name(s) {clash} are also methods; names must differ")
     out = []
     for name, value in table.items():
+        if value == "invert":
+            out.append((name, INVERT))
+            continue
         if value == "default":
             from adain.stylize_cli import default_model_path
 
@@ -169,6 +223,10 @@ def load_config(
         images.update({k: v for k, v in quick_table.items() if k in ("size", "pairs", "textures")})
         if "iterations" in quick_table:
             optimize["iterations"] = quick_table["iterations"]
+        if "style_weights" in quick_table:
+            optimize["style_weights"] = quick_table["style_weights"]
+        if "seeds" in quick_table:
+            raw = {**raw, "seeds": quick_table["seeds"]}
     if size is not None:
         images["size"] = size
     if iterations is not None:
@@ -194,6 +252,11 @@ def load_config(
     for key in ("style_layers",):
         if not isinstance(optimize.get(key), dict):
             raise ConfigError(f"{where}: key 'optimize.{key}' must be a table of layer = weight")
+    seeds = _number_list(raw.get("seeds", []), int, where, "seeds")
+    sweep = optimize.pop("style_weights", [])
+    style_weights = _number_list(sweep, (int, float), where, "optimize.style_weights")
+    if any(w < 0 for w in style_weights):
+        raise ConfigError(f"{where}: key 'optimize.style_weights' must hold weights >= 0")
     transfer = _settings(optimize, where, "optimize", seed=seed)
     if transfer.content_layer is None:
         raise ConfigError(f"{where}: missing key 'optimize.content_layer'")
@@ -219,7 +282,46 @@ def load_config(
         texture=texture,
         methods=methods,
         decoders=_decoders(raw.get("decoders", {}), where, {m.name for m in methods}),
+        seeds=tuple(int(v) for v in seeds),
+        style_weights=tuple(float(v) for v in style_weights),
+        evaluation=_evaluation(raw.get("evaluation"), where, need(encoder, "name", str, "encoder.")),
     )
+
+
+def _number_list(value: Any, kind: type | tuple[type, ...], where: str, key: str) -> list[Any]:
+    if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, kind) for v in value):
+        raise ConfigError(f"{where}: key '{key}' must be a list of numbers")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where}: key '{key}' has repeated values: {value}")
+    return value
+
+
+def _evaluation(table: Any, where: str, optimised_with: str) -> Network | None:
+    """The ``[evaluation]`` table: a second network to score outputs with (None when absent)."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: key 'evaluation' must be a table (encoder, style_layers, content_layer)")
+    check_keys(table, _EVALUATION_KEYS, where, "[evaluation]")
+    name, layers = table.get("encoder"), table.get("style_layers")
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: key 'evaluation.encoder' must be an encoder name")
+    if (
+        not isinstance(layers, dict)
+        or not layers
+        or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in layers.values())
+    ):
+        raise ConfigError(f"{where}: key 'evaluation.style_layers' must be a table of layer = weight")
+    content = table.get("content_layer")
+    if content is not None and not isinstance(content, str):
+        raise ConfigError(f"{where}: key 'evaluation.content_layer' must be a layer name")
+    weights, label = table.get("weights"), table.get("label", name)
+    if not isinstance(label, str) or label == optimised_with:
+        raise ConfigError(
+            f"{where}: key 'evaluation.label' must be a name other than the optimisation encoder's "
+            f"({optimised_with!r}), so the two networks' scores stay apart (set it when the encoders match)"
+        )
+    return Network(name, None if weights is None else resolve(weights), dict(layers), content, label)
 
 
 # ---- running ---------------------------------------------------------------------------------------------
@@ -227,27 +329,61 @@ def load_config(
 
 @dataclass(frozen=True)
 class Job:
-    """One optimisation problem: a name, the images and the settings (``content`` None for textures)."""
+    """One optimisation problem: a name, the images and the settings (``content`` None for textures).
+
+    ``pair`` names the images (``<content>__<style>`` or ``texture__<style>``); ``settings.seed`` and
+    ``settings.style_weight`` are this repeat's seed and this point of the style-weight sweep.
+    """
 
     name: str
     style: Path
     content: Path | None
     settings: OptimizeSettings
+    pair: str = ""
+
+    @property
+    def seed(self) -> int:
+        return self.settings.seed
+
+    @property
+    def style_weight(self) -> float:
+        return self.settings.style_weight
 
 
 def expand_jobs(config: Config) -> list[Job]:
-    jobs = [Job(f"{c.stem}__{s.stem}", s, c, config.transfer) for c, s in config.pairs] + [
-        Job(f"texture__{s.stem}", s, None, config.texture) for s in config.textures
-    ]
+    """Pairs × seeds × style weights, then textures × seeds (names unique; see the module docstring)."""
+    seeds, weights = config.run_seeds, config.run_style_weights
+
+    def name(pair: str, seed: int, weight: float | None) -> str:
+        out = pair + (f"__seed{seed}" if len(seeds) > 1 else "")
+        return out + (f"__w{weight:g}" if weight is not None and len(weights) > 1 else "")
+
+    jobs = []
+    for c, s in config.pairs:
+        pair = f"{c.stem}__{s.stem}"
+        for seed in seeds:
+            for weight in weights:
+                settings = replace(config.transfer, seed=seed, style_weight=weight)
+                jobs.append(Job(name(pair, seed, weight), s, c, settings, pair))
+    for s in config.textures:
+        pair = f"texture__{s.stem}"
+        for seed in seeds:
+            jobs.append(Job(name(pair, seed, None), s, None, replace(config.texture, seed=seed), pair))
+    names = [job.name for job in jobs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{config.path}: two jobs share a name (repeated image stems?): {names}")
     return jobs
 
 
 def _final_row(job: Job, method: Method, result: OptimizeResult) -> dict[str, Any]:
     row: dict[str, Any] = {"run": job.name, "method": method.name, "loss": repr(method.loss)}
+    row.update(pair=job.pair, seed=job.seed, style_weight=job.style_weight)
     row.update({f"final_{k.replace('/', '_')}": v[-1] for k, v in result.history.items()})
     row.update(
         initial_total=result.history["total"][0],
         iterations=job.settings.iterations,
+        steps=result.steps,
+        stop_reason=result.stop_reason,
         evaluations=result.evaluations,
         restarts=result.restarts,
         seconds=round(result.seconds, 4),
@@ -300,8 +436,18 @@ def _plot_grid(rows: list[tuple[Job, list[torch.Tensor], list[str]]], folder: Pa
 
 
 def _load_decoder_model(path: Path, config: Config) -> Any:
-    """The AdaIN model of a model file, checked to use the config's encoder (same encoder and layers)."""
+    """The AdaIN model of a model file, checked to use the config's encoder (same encoder and layers);
+    for :data:`INVERT` the perfect-decoder reference on the config's encoder."""
     from adain.modelfile import load_model, read_model_file
+
+    if path == INVERT:
+        from experiments.perfect_decoder import PerfectDecoder
+
+        s = config.transfer
+        encoder = build_encoder(config.encoder, weights=config.weights)
+        return PerfectDecoder(
+            encoder, iterations=s.iterations, tolerance=s.tolerance or 1e-4, window=s.window
+        )
 
     trained_for = read_model_file(path).encoder_name
     if trained_for != config.encoder:
@@ -345,7 +491,8 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
             image = model.stylize(content, style).cpu()
             seconds = time.perf_counter() - started_one
             save_image(image, out / "images" / job.name / f"{name}.png")
-            rows.append({"run": job.name, "method": name, "loss": "decoder", "seconds": round(seconds, 4)})
+            rows.append({"run": job.name, "method": name, "loss": "decoder", "seconds": round(seconds, 4),
+                         "pair": job.pair, "seed": job.seed, "style_weight": job.style_weight})  # fmt: skip
             timings[f"{job.name}/{name}"] = round(seconds, 4)
             images.append(image)
             titles.append(name)
@@ -366,6 +513,8 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
         "experiments.optimize",
         config=str(config.path),
         seed=config.seed,
+        seeds=list(config.run_seeds),
+        style_weights=list(config.run_style_weights),
         device="cpu",
         encoder=config.encoder,
         size=config.size,
