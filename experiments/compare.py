@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adain.encoders import build_encoder
+from adain.encoders import DEFAULT_WEIGHTS, build_encoder
 from adain.io import load_image
 from experiments.evaluate import (
     CrossEvaluation,
@@ -66,7 +66,7 @@ def evaluate_run(config: Config, out: Path, network: Network | None = None) -> d
     """Cross-evaluate the outputs saved under ``out/images`` by :func:`experiments.optimize.run`, scored
     with ``network`` (default: the optimisation encoder and layers)."""
     network = network or networks(config)[0]
-    encoder = build_encoder(network.encoder, weights=network.weights)
+    encoder = build_encoder(network.encoder, weights=network.weights or DEFAULT_WEIGHTS)
     losses = {m.name: m.loss for m in config.methods}
     results: dict[str, CrossEvaluation] = {}
     for job in expand_jobs(config):

@@ -46,7 +46,7 @@ from typing import Any
 import torch
 
 import mmd
-from adain.encoders import build_encoder
+from adain.encoders import DEFAULT_WEIGHTS, build_encoder
 from adain.gatys import OptimizeResult, OptimizeSettings, optimize_image
 from adain.io import load_image, save_image
 from experiments.runs import (
@@ -444,7 +444,7 @@ def _load_decoder_model(path: Path, config: Config) -> Any:
         from experiments.perfect_decoder import PerfectDecoder
 
         s = config.transfer
-        encoder = build_encoder(config.encoder, weights=config.weights)
+        encoder = build_encoder(config.encoder, weights=config.weights or DEFAULT_WEIGHTS)
         return PerfectDecoder(
             encoder, iterations=s.iterations, tolerance=s.tolerance or 1e-4, window=s.window
         )
@@ -455,7 +455,7 @@ def _load_decoder_model(path: Path, config: Config) -> Any:
             f"{config.path}: decoder {path} was trained for encoder {trained_for!r}, but the config's "
             f"encoder is {config.encoder!r}; use a decoder trained for it, or change [encoder] name"
         )
-    return load_model(path, encoder_weights=config.weights).eval()
+    return load_model(path, encoder_weights=config.weights or DEFAULT_WEIGHTS).eval()
 
 
 def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
@@ -464,7 +464,7 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
     out = Path(output) if output is not None else config.output
     run_folder(out, "images", "figures")
     (out / "config.toml").write_text(config.text)
-    encoder = build_encoder(config.encoder, weights=config.weights)
+    encoder = build_encoder(config.encoder, weights=config.weights or DEFAULT_WEIGHTS)
     decoders = {name: _load_decoder_model(path, config) for name, path in config.decoders}
     rows: list[dict[str, Any]] = []
     histories: dict[str, dict[str, dict[str, list[float]]]] = {}

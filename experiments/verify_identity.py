@@ -69,7 +69,7 @@ def _row(source: str, n: int, check: mmd.IdentityCheck, dtype_name: str) -> dict
 
 def real_feature_rows(image_size: int, encoder_name: str, weights: str | None):
     """Identity rows on real features: each of 3 paper content images against each of 3 styles."""
-    from adain.encoders import build_encoder
+    from adain.encoders import DEFAULT_WEIGHTS, build_encoder
     from adain.io import load_image
 
     paper = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "adain-paper"
@@ -77,7 +77,7 @@ def real_feature_rows(image_size: int, encoder_name: str, weights: str | None):
         raise SystemExit(f"the AdaIN paper images were not found at {paper}; run with --no-real to skip them")
     contents = sorted((paper / "content").glob("*.jpg"))[:3]
     styles = sorted((paper / "style").glob("*.jpg"))[:3]
-    encoder = build_encoder(encoder_name, weights=weights)
+    encoder = build_encoder(encoder_name, weights=weights or DEFAULT_WEIGHTS)
     with torch.no_grad():
         feats = {}
         for path in contents + styles:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 import torch
 
 from experiments import mmd_workloads, verify_identity
 from experiments.measure import peak_extra_memory
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
@@ -59,3 +62,24 @@ def test_verify_identity_cancellation_sweep_and_no_silent_overwrite(tmp_path):
     assert all(r["identity_holds"] == "True" for r in rows if r["route"] == "kernel")
     with pytest.raises(SystemExit):
         verify_identity.main(["--quick", "--no-memory", "--no-real", "--output", str(tmp_path)])
+
+
+def test_experiments_build_pretrained_encoders_unless_given_weights(monkeypatch, tmp_path):
+    """``weights=None`` means a random network; the experiments must ask for the default weights."""
+    import adain.encoders
+    from experiments import optimize
+
+    asked = []
+
+    def fake_build(name, *, weights=adain.encoders.DEFAULT_WEIGHTS, **kw):
+        asked.append(weights)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(adain.encoders, "build_encoder", fake_build)
+    monkeypatch.setattr(optimize, "build_encoder", fake_build)
+    with pytest.raises(RuntimeError, match="stop here"):
+        list(verify_identity.real_feature_rows(32, "vgg19_caffe", None))
+    config = optimize.load_config(REPO / "experiments" / "configs" / "optimize_quick.toml")
+    with pytest.raises(RuntimeError, match="stop here"):
+        optimize.run(config, output=tmp_path / "run", log=lambda *a: None)
+    assert asked == [adain.encoders.DEFAULT_WEIGHTS, adain.encoders.DEFAULT_WEIGHTS]
