@@ -170,7 +170,6 @@ def test_missing_default_model_is_a_clear_usage_error(paper_images, tmp_path, mo
     assert "default model" in err and "gone" in err and "--model FILE" in err and "--decoder FILE" in err
 
 
-@pytest.mark.needs_weights
 def test_shipped_default_model_stylizes_with_no_model_argument(
     paper_images, tmp_path, mobilenet_weights
 ) -> None:

@@ -66,8 +66,6 @@ def test_configs_load(paper_images) -> None:
     assert {m.spec["name"] for m in quick.methods} == {"gram", "mmd", "meanstd"}
 
 
-@pytest.mark.slow
-@pytest.mark.needs_weights
 def _fast_network_config(tmp_path: Path) -> Path:
     """The quick config on MobileNetV2, the fast option: the pipeline test needs no VGG-19, and "each
     method wins its own loss" needs runs close to convergence, which 20 steps reach on this network."""
@@ -87,6 +85,7 @@ def _fast_network_config(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_quick_compare_writes_every_artefact_and_each_method_wins_its_own_loss(
     tmp_path, paper_images, mobilenet_weights
 ) -> None:
@@ -135,7 +134,6 @@ def _decoder_config(tmp_path: Path, paper_images, decoders: str) -> Path:
     return path
 
 
-@pytest.mark.needs_weights
 def test_trained_decoders_are_extra_columns(tmp_path, paper_images, mobilenet_weights) -> None:
     from adain.decoders import build_decoder
     from adain.modelfile import save_model_file

@@ -471,20 +471,17 @@ def imagenet_probabilities(models: tuple[FeatureEncoder, nn.Module], path: Path)
         return head(features).softmax(dim=1)[0]
 
 
-@pytest.mark.needs_weights
 def test_mobilenet_classifies_sailboat_as_schooner(pretrained_mobilenet, paper_images) -> None:
     probs = imagenet_probabilities(pretrained_mobilenet, paper_images.content / "sailboat.jpg")
     assert int(probs.argmax()) == SCHOONER
     assert probs[SCHOONER] > 0.5
 
 
-@pytest.mark.needs_weights
 def test_mobilenet_golden_gate_suspension_bridge_in_top3(pretrained_mobilenet, paper_images) -> None:
     probs = imagenet_probabilities(pretrained_mobilenet, paper_images.content / "golden_gate.jpg")
     assert SUSPENSION_BRIDGE in probs.topk(3).indices.tolist()
 
 
-@pytest.mark.needs_weights
 def test_mobilenet_encoder_matches_torchvision_model(pretrained_mobilenet, mobilenet_weights: Path) -> None:
     encoder, head = pretrained_mobilenet
     model = mobilenet_v2()
@@ -499,7 +496,6 @@ def test_mobilenet_encoder_matches_torchvision_model(pretrained_mobilenet, mobil
     torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.needs_weights
 def test_mobilenet_weights_path_with_classifier_keys(mobilenet_weights: Path) -> None:
     from_path = build_encoder("mobilenet_v2", weights=mobilenet_weights)
     from_cache = build_encoder("mobilenet_v2")

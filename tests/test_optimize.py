@@ -179,7 +179,6 @@ def test_configs_load(paper_images) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.needs_weights
 def test_quick_run_writes_every_artefact(tmp_path, paper_images, mobilenet_weights) -> None:
     out = tmp_path / "run"
     argv = [

@@ -210,7 +210,6 @@ def test_evaluation_network_needs_its_own_label(tmp_path, paper_images) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.needs_weights
 def test_compare_with_repeats_sweep_and_a_second_network(tmp_path, paper_images, mobilenet_weights) -> None:
     from experiments.compare import main
 

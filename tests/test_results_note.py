@@ -65,7 +65,6 @@ def test_image_grid_downscales_every_tile(tmp_path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.needs_weights
 def test_note_from_a_tiny_run_states_only_computed_findings(
     tmp_path, paper_images, mobilenet_weights
 ) -> None:
