@@ -1,7 +1,8 @@
 """Verify numerically that the Gatys Gram loss equals MMD²_b / (4N²) under k(x, y) = (xᵀy)².
 
     python -m experiments.verify_identity [--output runs/verify_identity] [--seed 0] [--quick]
-        [--no-real] [--encoder vgg19_caffe] [--real-size 128] [--weights PATH] [--no-memory] [--overwrite]
+        [--no-real] [--encoder vgg19_caffe] [--real-size 128] [--encoder-weights PATH]
+        [--no-memory] [--overwrite]
 
 Sweeps N and M (equal and unequal M_F, M_S) in float32 and float64 on random features and, with an
 encoder of ``adain.encoders`` (``--real``, the default), on real features of the AdaIN paper's images.
@@ -282,7 +283,9 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="shorter side of the content images for --real (styles at 1.25×; default 128, 64 with --quick)",
     )
-    parser.add_argument("--weights", default=None, help="encoder weights file (default: the encoder's own)")
+    parser.add_argument(
+        "--encoder-weights", dest="weights", default=None, help="encoder weights file (default: its own)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace results already in --output")
     parser.add_argument(
         "--no-memory",

@@ -147,6 +147,37 @@ def test_usage_errors(data, tmp_path, capsys) -> None:
     assert "--resume" in capsys.readouterr().err
 
 
+def test_init_decoder_and_cpu_options(data, tmp_path, capsys) -> None:
+    """``--init-decoder`` starts from another run's decoder (a checkpoint or a model file); the CPU options
+    (style augmentation, image cache, channels-last) train and are recorded in the checkpoint."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    cpu = ("--style-augment", "--cache-images", "--channels-last")
+    assert main(_args(data, first, *RANDOM, *cpu, "--iterations", "1")) == 0
+    trained = load_checkpoint(first / "checkpoint.pth")
+    assert {
+        k: trained["config"][k] for k in ("style_augment", "cache_images", "channels_last")
+    } == dict.fromkeys(("style_augment", "cache_images", "channels_last"), True)
+    for source in (first / "checkpoint.pth", first / "decoder_final.pth"):
+        config = TrainConfig(
+            content_dir=str(data[0]), style_dir=str(data[1]), output=str(second), encoder="mobilenet_v2",
+            pretrained=False, image_size=40, crop_size=32, batch_size=2, iterations=1, device="cpu",
+            progress=False, num_samples=0, init_decoder=str(source),
+        )  # fmt: skip
+        start = Trainer(config, log=lambda msg: None).decoder.state_dict()
+        assert all(torch.equal(start[k], v) for k, v in trained["decoder"].items())
+    other = _args(
+        data,
+        tmp_path / "other",
+        *RANDOM,
+        "--encoder",
+        "vgg19",
+        "--init-decoder",
+        str(first / "checkpoint.pth"),
+    )
+    assert main([*other, "--iterations", "1"]) != 0
+    assert "not 'vgg19'" in capsys.readouterr().err
+
+
 # ---- exact resume --------------------------------------------------------------------------------------
 
 
