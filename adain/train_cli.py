@@ -142,6 +142,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     model.add_argument("--style-weight", type=_finite, help=f"({d.style_weight:g})")
     model.add_argument("--content-weight", type=_finite, help=f"({d.content_weight:g})")
     model.add_argument(
+        "--reconstruction",
+        action="store_true",
+        default=None,
+        help="warm start: train the decoder to invert the encoder (target E(content), no AdaIN, no style "
+        "term); continue with --init-decoder (off)",
+    )
+    model.add_argument(
+        "--pixel-weight",
+        type=_finite,
+        help="with --reconstruction: weight of the pixel MSE between D(E(c)) and c (0)",
+    )
+    model.add_argument(
         "--layers",
         metavar="L[,L...]",
         help="style layers (default: the encoder's taps up to its AdaIN layer, e.g. relu1_1..relu4_1)",
@@ -229,6 +241,8 @@ def _typed_fields(args: argparse.Namespace) -> dict[str, Any]:
         "pretrained": False if args.random_encoder else None,
         "style_weight": args.style_weight,
         "content_weight": args.content_weight,
+        "reconstruction": args.reconstruction,
+        "pixel_weight": args.pixel_weight,
         "layers": layers,
         "layer_weighting": args.layer_weighting,
         "style_positions": args.style_positions,

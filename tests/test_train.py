@@ -481,3 +481,31 @@ def test_checkpoint_writer_refuses_non_finite_weights(tmp_path) -> None:
         save_checkpoint(tmp_path / "checkpoint.pth", encoder_name="mobilenet_v2", decoder_state=state,
                         config={}, training={})  # fmt: skip
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reconstruction_warm_start_inverts_the_encoder(data, tmp_path, capsys) -> None:
+    """``--reconstruction``: the target is E(c) (no AdaIN), the second term is the pixel MSE between D(E(c))
+    and c, the style images are not encoded; ``pixel_weight`` without it is refused."""
+    config = TrainConfig(
+        content_dir=str(data[0]), style_dir=str(data[1]), output=str(tmp_path / "r"), encoder="mobilenet_v2",
+        pretrained=False, image_size=40, crop_size=32, batch_size=2, iterations=1, device="cpu",
+        progress=False, num_samples=0, reconstruction=True, pixel_weight=3.0,
+    )  # fmt: skip
+    trainer = Trainer(config, log=lambda msg: None)
+    content = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        loss_c, loss_pixel = trainer.losses(content, torch.full((2, 3, 32, 32), float("nan")))
+        target = trainer.encoder(content, layers=trainer.encoder.adain_layer)[trainer.encoder.adain_layer]
+        generated = trainer.decoder(target)
+        regenerated = trainer.encoder(generated, layers=trainer.encoder.adain_layer)[trainer.encoder.adain_layer]
+    torch.testing.assert_close(loss_pixel, (generated - content).pow(2).mean())
+    torch.testing.assert_close(loss_c, (regenerated - target).pow(2).mean())
+    out = tmp_path / "cli"
+    assert main(_args(data, out, *RANDOM, "--reconstruction", "--pixel-weight", "3", "--iterations", "2")) == 0
+    row = read_log(out / "log.csv")[-1]
+    assert row["total"] == pytest.approx(row["content"] + 3 * row["style"], rel=1e-5)
+    assert load_checkpoint(out / "checkpoint.pth")["config"]["reconstruction"] is True
+    with pytest.raises(ValueError, match="needs reconstruction"):
+        config.replace(reconstruction=False)
+    assert main(_args(data, tmp_path / "bad", *RANDOM, "--pixel-weight", "1", "--iterations", "1")) == 2
+    assert "needs reconstruction" in capsys.readouterr().err

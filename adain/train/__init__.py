@@ -9,6 +9,10 @@ decoder ``D`` being trained::
     L_s = mean_b Σ_l w_l · loss(E_l(g), E_l(s))    the mmd.StyleObjective of the config
     total = content_weight · L_c + style_weight · L_s
 
+With ``reconstruction`` (the warm start of a staged schedule) the decoder learns to invert the encoder:
+``t = E(c)``, and ``pixel_weight · mean (g − c)²`` replaces the style term (the log's ``style`` column then
+holds that pixel MSE).
+
 Adam with ``lr_i = lr / (1 + lr_decay · i)`` at iteration ``i`` (the original recipe).
 
 Where things are:

@@ -36,7 +36,7 @@ _INTS = (
     "checkpoint_every",
     "num_samples",
 )
-_FLOATS = ("style_weight", "content_weight", "lr", "lr_decay")
+_FLOATS = ("style_weight", "content_weight", "pixel_weight", "lr", "lr_decay")
 _STRS = ("content_dir", "style_dir", "output", "encoder", "layer_weighting", "device", "precision")
 _FLOAT32_MAX = 3.4028234663852886e38
 _LEGACY_LOSS_KEYS = ("kernel", "degree", "gamma", "c", "sigma", "median_scales")
@@ -57,7 +57,10 @@ class TrainConfig:
     :class:`adain.augment.StyleAugment` (crops at several scales, hue and saturation changes);
     ``cache_images`` keeps decoded, resized images in memory; ``channels_last`` runs the networks in that
     memory format (faster convolutions on the CPU); ``init_decoder`` starts the decoder from a model file
-    or a training checkpoint (a warm start: the next stage of a staged schedule).
+    or a training checkpoint (a warm start: the next stage of a staged schedule). ``reconstruction`` trains
+    the decoder to invert the encoder (target ``t = E(c)``, no AdaIN and no style term; the style images
+    are drawn but not encoded), with ``pixel_weight · mean (D(E(c)) − c)²`` in place of the style term: the
+    reconstruction warm start of a staged schedule. ``pixel_weight`` needs ``reconstruction``.
     """
 
     content_dir: str
@@ -89,6 +92,8 @@ class TrainConfig:
     cache_images: bool = False
     channels_last: bool = False
     init_decoder: str | None = None
+    reconstruction: bool = False
+    pixel_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.style_loss, mmd.StyleLossSpec):
@@ -118,9 +123,14 @@ class TrainConfig:
                 f"need 0 < lr ≤ {_FLOAT32_MAX:.3g} (the float32 range of the weights) and a finite "
                 f"lr_decay ≥ 0; got lr {self.lr:g}, lr_decay {self.lr_decay:g}"
             )
-        for name in ("style_weight", "content_weight"):
+        for name in ("style_weight", "content_weight", "pixel_weight"):
             if not (0 <= getattr(self, name) < math.inf):
                 raise ValueError(f"{name} must be finite and ≥ 0; got {getattr(self, name)}")
+        if self.pixel_weight and not self.reconstruction:
+            raise ValueError(
+                f"pixel_weight {self.pixel_weight:g} needs reconstruction=True (a pixel target exists only "
+                "when the decoder inverts the encoder)"
+            )
 
     def _check_types(self) -> None:
         def bad(name: str, kind: str) -> ValueError:
@@ -139,7 +149,7 @@ class TrainConfig:
         for name in _STRS:
             if not isinstance(getattr(self, name), str):
                 raise bad(name, "a string")
-        for name in ("pretrained", "progress", "style_augment", "cache_images", "channels_last"):
+        for name in ("pretrained", "progress", "style_augment", "cache_images", "channels_last", "reconstruction"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, "true or false")
         for name in ("encoder_weights", "init_decoder"):

@@ -253,6 +253,8 @@ class Trainer:
         """``(L_c, L_s)`` scalars for batches ``[B, 3, S, S]`` (:mod:`adain.train`); differentiable in D."""
         enc, adain_layer = self.encoder, self.encoder.adain_layer
         wanted = sorted(set(self.layers) | {adain_layer}, key=enc.layer_names.index)
+        if self.config.reconstruction:
+            return self.reconstruction_losses(content)
         with autocast_context(self.device, self.config.precision):
             with torch.no_grad():
                 c_feat = enc(content, layers=adain_layer)[adain_layer]
@@ -270,6 +272,19 @@ class Trainer:
             sty = {k: mmd.random_positions(v, count, rng) for k, v in sty.items()}
         loss_s = self.objective.with_targets(sty).style(gen, sty).mean()  # parameters fixed from the style
         return loss_c, loss_s
+
+    def reconstruction_losses(self, content: Tensor) -> tuple[Tensor, Tensor]:
+        """``(L_c, L_pixel)`` of the reconstruction warm start: ``t = E(c)``, ``L_c = mean (E(D(t)) − t)²``,
+        ``L_pixel = mean (D(t) − c)²`` for a content batch ``[B, 3, S, S]``."""
+        enc, adain_layer = self.encoder, self.encoder.adain_layer
+        with autocast_context(self.device, self.config.precision):
+            with torch.no_grad():
+                target = enc(content, layers=adain_layer)[adain_layer].float()
+            generated = self.model(target)
+            g_feat = enc(generated, layers=adain_layer)
+        loss_c = self.objective.content(g_feat, target).mean()
+        loss_pixel = (generated.float() - content.float()).pow(2).mean()
+        return loss_c, loss_pixel
 
     def next_batch_losses(self) -> tuple[float, float]:
         """``(L_c, L_s)`` of the current decoder on the batch the next iteration will draw (no state changes;
@@ -384,8 +399,8 @@ class Trainer:
                 self.log_path,
                 self.output / reporting.PLOT_NAME,
                 title=f"{c.encoder} decoder, iteration {self.iteration}",
-                style_label=c.style_loss.name,
-                weights=(c.content_weight, c.style_weight),
+                style_label="pixel MSE" if c.reconstruction else c.style_loss.name,
+                weights=(c.content_weight, c.pixel_weight if c.reconstruction else c.style_weight),
             )
             reporting.write_samples(
                 reporting.sample_path(self.output, self.iteration),
@@ -478,7 +493,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         loss_c, loss_s = self.losses(content, style)
-        total = c.content_weight * loss_c + c.style_weight * loss_s
+        second_weight = c.pixel_weight if c.reconstruction else c.style_weight
+        total = c.content_weight * loss_c + second_weight * loss_s  # loss_s: the pixel term if reconstruction
         values = self._combined((loss_c, loss_s, total), signals, stop)
         if not all(math.isfinite(v) for v in values):
             raise NonFiniteLossError(
