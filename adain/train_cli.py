@@ -4,6 +4,7 @@ Examples::
 
     adain train --content-dir coco/ --style-dir wikiart/ --output runs/vgg        # the paper's recipe
     adain train ... --encoder mobilenet_v2 --style-loss mmd --kernel gaussian --sigma median
+    adain train ... --style-loss mmd --kernel gaussian --sigma rms --median-scales 0.7071  # Li et al.'s
     adain train ... --style-loss mmd --kernel polynomial --degree 2 --c 1         # Gram + mean matching
     adain train --resume --output runs/vgg --iterations 200000                   # continue a run
     adain train --resume runs/vgg/checkpoint.pth --output runs/vgg
@@ -71,12 +72,14 @@ def _finite(text: str) -> float:
 
 
 def _sigma(text: str) -> list[float] | str:
-    if text == "median":
-        return "median"
+    if text in mmd.kernels.HEURISTICS:
+        return text
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'median' or comma-separated numbers; got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"'median', 'rms' or comma-separated numbers; got {text!r}"
+        ) from None
     if not values or any(not v > 0 for v in values):
         raise argparse.ArgumentTypeError(f"bandwidths must be positive; got {text!r}")
     return values
@@ -135,10 +138,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--sigma",
         type=_sigma,
-        metavar="S[,S...]|median",
-        help="gaussian bandwidth(s), or 'median' (default) for the median heuristic",
+        metavar="S[,S...]|median|rms",
+        help="gaussian bandwidth(s), or 'median' (default) / 'rms': the median / root-mean-square pairwise "
+        "distance of each layer's style features (Li et al.: rms with --median-scales 0.7071)",
     )
-    model.add_argument("--median-scales", type=_floats, metavar="K[,K...]", help="with --sigma median (1)")
+    model.add_argument(
+        "--median-scales", type=_floats, metavar="K[,K...]", help="with --sigma median or rms (1)"
+    )
     model.add_argument("--style-weight", type=_finite, help=f"({d.style_weight:g})")
     model.add_argument("--content-weight", type=_finite, help=f"({d.content_weight:g})")
     model.add_argument(

@@ -9,13 +9,13 @@ degree 1 or 2) also expose it through :meth:`Kernel.moment_mmd2`; :func:`mmd.mmd
 
 Build kernels with the factories :func:`linear`, :func:`polynomial` and :func:`gaussian`.
 
-Bandwidths and optimisation. ``gaussian("median")`` recomputes its bandwidth from the pooled samples of
-every :func:`mmd.mmd2` call, without gradient: the value then depends on the generated samples through
-``σ`` but the gradient treats ``σ`` as a constant, so value and gradient disagree (finite differences and
-autograd can differ in sign). Use it to *score*, not to optimise. To optimise, fix the bandwidth once
-per layer from the style target: :func:`gaussian_from_target` (or ``kernel.for_target(y)``, which works
-for every kernel) returns a kernel whose value and gradient agree, and whose bandwidth is the same for
-every output scored against that target.
+Bandwidths and optimisation. ``gaussian("median")`` (and ``gaussian("rms")``) recomputes its bandwidth
+from the pooled samples of every :func:`mmd.mmd2` call, without gradient: the value then depends on the
+generated samples through ``σ`` but the gradient treats ``σ`` as a constant, so value and gradient
+disagree (finite differences and autograd can differ in sign). Use it to *score*, not to optimise. To
+optimise, fix the bandwidth once per layer from the style target: :func:`gaussian_from_target` (or
+``kernel.for_target(y)``, which works for every kernel) returns a kernel whose value and gradient agree,
+and whose bandwidth is the same for every output scored against that target.
 """
 
 from __future__ import annotations
@@ -38,7 +38,11 @@ __all__ = [
     "linear",
     "median_distance",
     "polynomial",
+    "rms_distance",
 ]
+
+#: the data-dependent bandwidth heuristics of :func:`gaussian` (``sigma=<name>``)
+HEURISTICS = ("median", "rms")
 
 
 class Kernel:
@@ -192,6 +196,35 @@ def median_distance(x: Tensor, y: Tensor | None = None, max_samples: int = 1024)
         return med.clamp_min(torch.finfo(pooled.dtype).eps)
 
 
+def rms_distance(x: Tensor, y: Tensor | None = None) -> Tensor:
+    """Root-mean-square pairwise Euclidean distance over the pooled samples (Li et al.'s bandwidth).
+
+    ``sqrt(mean_{i≠j} ‖z_i − z_j‖²)`` over the pooled rows ``z``, self-distances excluded. Computed in
+    closed form, ``mean_{i≠j} ‖z_i − z_j‖² = 2/(M − 1) · Σ_i ‖z_i − z̄‖²`` (centred first, so no
+    cancellation), in ``O(M N)`` over every row: no subsampling is needed, and the result is
+    deterministic. Without gradient (a constant to autograd).
+
+    Args:
+        x: ``[..., M_x, N]``.
+        y: ``[..., M_y, N]``, pooled with ``x``; ``None`` for the RMS distance over ``x`` alone.
+
+    Returns:
+        ``[...]``: one RMS distance per batch element; a tiny positive value where all samples coincide
+        (1 with fewer than two samples, as :func:`median_distance`).
+    """
+    with torch.no_grad():
+        pooled = x if y is None else torch.cat(_broadcast_batch(x, y), dim=-2)
+        m = pooled.shape[-2]
+        if m < 2:
+            return torch.ones(pooled.shape[:-2], dtype=pooled.dtype, device=pooled.device)
+        centred = pooled - pooled.mean(dim=-2, keepdim=True)
+        mean_sq = 2.0 * centred.pow(2).sum(dim=(-1, -2)) / (m - 1)
+        return mean_sq.sqrt().clamp_min(torch.finfo(pooled.dtype).eps)
+
+
+_DISTANCES = {"median": median_distance, "rms": rms_distance}
+
+
 def _broadcast_batch(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Broadcast the leading (batch) dimensions of ``x: [..., M_x, N]`` and ``y: [..., M_y, N]``."""
     batch = torch.broadcast_shapes(x.shape[:-2], y.shape[:-2])
@@ -204,20 +237,27 @@ class Gaussian(Kernel):
 
     Averaging (rather than summing) over bandwidths keeps ``k(x, x) = 1`` whatever their number.
     ``sigmas`` is a tuple of floats, or a tensor ``[..., S]`` with one row per batch element (as
-    :meth:`bind` and :meth:`for_target` produce). With ``median=True`` the bandwidths are
-    ``scales × median pairwise distance``, recomputed without gradient at every call of
-    :func:`mmd.mmd2` by :meth:`bind` (value and gradient then disagree; see the module docstring), or
-    fixed once from a style target by :meth:`for_target`.
+    :meth:`bind` and :meth:`for_target` produce). With ``heuristic="median"`` (or ``"rms"``) the
+    bandwidths are ``scales × median`` (or root-mean-square) ``pairwise distance``, recomputed without
+    gradient at every call of :func:`mmd.mmd2` by :meth:`bind` (value and gradient then disagree; see the
+    module docstring), or fixed once from a style target by :meth:`for_target`.
     """
 
     sigmas: tuple[float, ...] | Tensor = (1.0,)
-    median: bool = False
+    heuristic: str | None = None
     scales: tuple[float, ...] = field(default=(1.0,))
+
+    def __post_init__(self) -> None:
+        if self.heuristic is not None and self.heuristic not in HEURISTICS:
+            raise ValueError(f"bandwidth heuristic must be one of {HEURISTICS} or None: {self.heuristic!r}")
 
     def _bandwidths(self, like: Tensor) -> Tensor:
         """``[..., S]`` bandwidths (a leading-dims-broadcastable tensor) on ``like``'s device/dtype."""
-        if self.median:
-            raise RuntimeError("a median-heuristic Gaussian kernel must be bound to data first (bind(x, y))")
+        if self.heuristic is not None:
+            raise RuntimeError(
+                f"a {self.heuristic}-heuristic Gaussian kernel must be bound to data first (bind(x, y) or "
+                "for_target(y))"
+            )
         return torch.as_tensor(self.sigmas, dtype=like.dtype, device=like.device)
 
     def __call__(self, x: Tensor, y: Tensor) -> Tensor:
@@ -238,27 +278,27 @@ class Gaussian(Kernel):
         return torch.exp(-sq_dist.unsqueeze(-1) * inv.unsqueeze(-2)).mean(dim=-1)
 
     def bind(self, x: Tensor, y: Tensor) -> Kernel:
-        if not self.median:
+        if self.heuristic is None:
             return self
         if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
             warnings.warn(
-                "gaussian('median') recomputes its bandwidth from the samples at every call without "
-                "gradient, so the MMD²'s gradient does not match its value; to optimise, fix the bandwidth "
-                "once per style target with mmd.kernels.gaussian_from_target(style_samples) or "
+                f"gaussian({self.heuristic!r}) recomputes its bandwidth from the samples at every call "
+                "without gradient, so the MMD²'s gradient does not match its value; to optimise, fix the "
+                "bandwidth once per style target with mmd.kernels.gaussian_from_target(style_samples) or "
                 "kernel.for_target(style_samples)",
                 stacklevel=3,
             )
-        return self._with_median(median_distance(x, y))
+        return self._with_distance(_DISTANCES[self.heuristic](x, y))
 
     def for_target(self, y: Tensor) -> Kernel:
-        if not self.median:
+        if self.heuristic is None:
             return self
-        return self._with_median(median_distance(y))
+        return self._with_distance(_DISTANCES[self.heuristic](y))
 
-    def _with_median(self, med: Tensor) -> Gaussian:
-        """Fixed bandwidths ``med[..., None] × scales`` → a Gaussian without data-dependent parameters."""
-        scales = torch.as_tensor(self.scales, dtype=med.dtype, device=med.device)
-        return Gaussian(sigmas=med.unsqueeze(-1) * scales, median=False, scales=self.scales)
+    def _with_distance(self, dist: Tensor) -> Gaussian:
+        """Fixed bandwidths ``dist[..., None] × scales`` → a Gaussian without data-dependent parameters."""
+        scales = torch.as_tensor(self.scales, dtype=dist.dtype, device=dist.device)
+        return Gaussian(sigmas=dist.unsqueeze(-1) * scales, heuristic=None, scales=self.scales)
 
 
 @register_kernel("linear")
@@ -282,17 +322,22 @@ def gaussian(sigma: float | Sequence[float] | str = "median", scales: Sequence[f
     """The Gaussian (RBF) kernel with one or several bandwidths.
 
     Args:
-        sigma: a bandwidth, a sequence of bandwidths (the kernel is their average), or ``"median"``
-            for the median heuristic: ``σ_s = scales[s] × median pairwise distance`` of the pooled
-            samples of each :func:`mmd.mmd2` call (per batch element, without gradient).
-        scales: multipliers of the median distance; only used with ``sigma="median"``.
+        sigma: a bandwidth, a sequence of bandwidths (the kernel is their average), ``"median"`` for the
+            median heuristic: ``σ_s = scales[s] × median pairwise distance`` of the pooled samples of each
+            :func:`mmd.mmd2` call (per batch element, without gradient), or ``"rms"``: ``σ_s = scales[s] ×
+            root-mean-square pairwise distance`` (:func:`rms_distance`), the same way. Li et al.'s
+            ``exp(−‖x − y‖² / d2)`` with ``d2`` the mean squared distance is ``"rms"`` with
+            ``scales=(1/√2,)``. ``kernel.for_target(y)`` fixes either from the style target alone.
+        scales: multipliers of the median or RMS distance; only used with ``sigma="median"|"rms"``.
     """
     if isinstance(sigma, str):
-        if sigma != "median":
-            raise ValueError(f"sigma must be a number, a sequence of numbers or 'median', got {sigma!r}")
+        if sigma not in HEURISTICS:
+            raise ValueError(
+                f"sigma must be a number, a sequence of numbers, 'median' or 'rms', got {sigma!r}"
+            )
         if not scales or any(s <= 0 for s in scales):
-            raise ValueError(f"median scales must be positive, got {tuple(scales)}")
-        return Gaussian(sigmas=(), median=True, scales=tuple(float(s) for s in scales))
+            raise ValueError(f"{sigma} scales must be positive, got {tuple(scales)}")
+        return Gaussian(sigmas=(), heuristic=sigma, scales=tuple(float(s) for s in scales))
     sigmas = (float(sigma),) if isinstance(sigma, (int, float)) else tuple(float(s) for s in sigma)
     if not sigmas or any(s <= 0 for s in sigmas):
         raise ValueError(f"Gaussian bandwidths must be positive, got {sigmas}")
@@ -300,30 +345,37 @@ def gaussian(sigma: float | Sequence[float] | str = "median", scales: Sequence[f
 
 
 def gaussian_from_target(
-    target: Tensor, scales: Sequence[float] = (1.0,), max_samples: int = 1024
+    target: Tensor, scales: Sequence[float] = (1.0,), max_samples: int = 1024, *, sigma: str = "median"
 ) -> Gaussian:
     """A Gaussian kernel whose bandwidths are fixed from the style target alone (computed once).
 
     ``σ_s = scales[s] × median pairwise distance of the target samples`` (at most ``max_samples``
-    rows, even stride, no gradient). Build it once per layer and style, then score every generated
-    image of a run with it: the bandwidth no longer moves with the generated samples, so the MMD²'s
-    value and gradient agree (what L-BFGS and decoder training need), and all outputs of a run are
+    rows, even stride, no gradient), or with ``sigma="rms"`` the root-mean-square pairwise distance (all
+    rows, closed form: :func:`rms_distance`). Build it once per layer and style, then score every
+    generated image of a run with it: the bandwidth no longer moves with the generated samples, so the
+    MMD²'s value and gradient agree (what L-BFGS and decoder training need), and all outputs of a run are
     scored under the same kernel.
 
     Args:
         target: style samples ``[M, N]`` or ``[B, M, N]`` (``mmd.positions_as_samples(S)``); a batch
             gives one set of bandwidths per element (``[B, S]``), which broadcasts against generated
             batches like the target does.
-        scales: positive multipliers of the median distance.
-        max_samples: cap on the rows used for the median.
+        scales: positive multipliers of the distance.
+        max_samples: cap on the rows used for the median (the RMS distance uses every row).
+        sigma: ``"median"`` or ``"rms"``.
 
     Returns:
         A :class:`Gaussian` with tensor ``sigmas`` (``[S]`` or ``[B, S]``) on the target's device/dtype.
     """
     if target.dim() < 2:
         raise ValueError(f"target samples must be [..., M, N]; got shape {tuple(target.shape)}")
+    if sigma not in HEURISTICS:
+        raise ValueError(f"sigma must be one of {HEURISTICS}, got {sigma!r}")
     if not scales or any(s <= 0 for s in scales):
-        raise ValueError(f"median scales must be positive, got {tuple(scales)}")
+        raise ValueError(f"{sigma} scales must be positive, got {tuple(scales)}")
     scales = tuple(float(s) for s in scales)
-    median = median_distance(target, None, max_samples)
-    return Gaussian(sigmas=(), median=True, scales=scales)._with_median(median)
+    if sigma == "median":
+        distance = median_distance(target, None, max_samples)
+    else:
+        distance = rms_distance(target)
+    return Gaussian(sigmas=(), heuristic=sigma, scales=scales)._with_distance(distance)

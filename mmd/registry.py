@@ -13,6 +13,7 @@ Every consumer (the trainer, the Gatys optimiser, the evaluator, the TOML config
 loss from one spec, a plain mapping (what a TOML ``[style_loss]`` table or a checkpoint holds)::
 
     {"name": "mmd", "kernel": {"name": "gaussian", "sigma": "median", "scales": [0.5, 1, 2]}}
+    {"name": "mmd", "estimator": "linear", "kernel": {"name": "gaussian", "sigma": "rms", "scales": [0.7071]}}
     {"name": "gram"}
     {"name": "meanstd", "eps": 1e-5}
 

@@ -30,9 +30,10 @@ KERNELS = {
     "gauss_fixed": kernels.gaussian([0.8, 2.0]),
     "gauss_from_target": kernels.gaussian_from_target(_Y, scales=(0.5, 1.0, 2.0)),
     "gauss_median_for_target": kernels.gaussian("median", scales=(1.0, 2.0)).for_target(_Y),
+    "gauss_rms_for_target": kernels.gaussian("rms", scales=(2**-0.5,)).for_target(_Y),
 }
 # a bandwidth fixed from y is a constant: the gradient with respect to y is not that of a function of y
-FIXED_FROM_Y = {"gauss_from_target", "gauss_median_for_target"}
+FIXED_FROM_Y = {"gauss_from_target", "gauss_median_for_target", "gauss_rms_for_target"}
 CASES = [
     (name, estimator, route)
     for name, k in KERNELS.items()
@@ -96,6 +97,60 @@ def test_gaussian_from_target_is_the_median_of_the_target_alone():
         kernels.gaussian_from_target(torch.from_numpy(y), scales=(0.0,))
     with pytest.raises(ValueError, match=r"\[\.\.\., M, N\]"):
         kernels.gaussian_from_target(torch.zeros(5))
+
+
+def _brute_rms(z):
+    """float64 reference: sqrt of the mean squared distance over all ordered pairs i != j."""
+    d2 = cdist(z, z, "sqeuclidean")
+    return np.sqrt(d2[~np.eye(len(z), dtype=bool)].mean())
+
+
+def test_rms_bandwidth_closed_form_matches_brute_force():
+    """``rms_distance`` (closed form, centred) against every pairwise distance in float64, for one set, a
+    pooled pair and a batch; and Li et al.'s kernel ``exp(-‖x − y‖²/d2)`` is ``sigma="rms"`` with scale
+    1/√2, fixed from the target alone."""
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(13, 4)) * 3 + 5, rng.normal(size=(9, 4)) + 1.0  # offset: no cancellation
+    np.testing.assert_allclose(kernels.rms_distance(torch.from_numpy(y)).item(), _brute_rms(y), rtol=1e-13)
+    pooled = kernels.rms_distance(torch.from_numpy(x), torch.from_numpy(y))
+    np.testing.assert_allclose(pooled.item(), _brute_rms(np.concatenate([x, y])), rtol=1e-13)
+    batch = rng.normal(size=(3, 7, 4))
+    np.testing.assert_allclose(
+        kernels.rms_distance(torch.from_numpy(batch)).numpy(), [_brute_rms(b) for b in batch], rtol=1e-13
+    )
+    assert kernels.rms_distance(torch.ones(5, 3, dtype=torch.float64)).item() > 0  # coincident samples
+
+    k = kernels.gaussian("rms", scales=(2**-0.5,)).for_target(torch.from_numpy(y))
+    d2 = _brute_rms(y) ** 2  # Li et al.'s d2: the mean squared distance
+    expected = np.exp(-cdist(x, y, "sqeuclidean") / d2)
+    np.testing.assert_allclose(k(torch.from_numpy(x), torch.from_numpy(y)).numpy(), expected, rtol=1e-12)
+    same = kernels.gaussian_from_target(torch.from_numpy(y), scales=(2**-0.5,), sigma="rms")
+    torch.testing.assert_close(same.sigmas, k.sigmas)
+    with pytest.raises(ValueError, match="'median' or 'rms'"):
+        kernels.gaussian("mean")
+    with pytest.raises(ValueError, match="rms scales must be positive"):
+        kernels.gaussian("rms", scales=(-1.0,))
+
+
+def test_rms_bandwidth_for_target_is_fixed_and_per_call_one_warns():
+    """``for_target`` fixes the RMS bandwidth from the style alone (it does not move with the generated
+    samples, and the gradient then matches finite differences); the per-call pooled one moves and warns."""
+    x, y = _samples(40, 30, 5, seed=3)
+    fixed = kernels.gaussian("rms").for_target(y)
+    np.testing.assert_allclose(fixed.sigmas.numpy(), [_brute_rms(y.numpy())], rtol=1e-13)
+    assert torch.equal(fixed.for_target(x * 7).sigmas, fixed.sigmas)  # no heuristic left to recompute
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _directional_mismatch(fixed, x, y) < 1e-6
+    with pytest.warns(UserWarning, match=r"gaussian\('rms'\).*for_target"):
+        mismatch = _directional_mismatch(kernels.gaussian("rms"), x, y)
+    assert mismatch > 1e-3
+    style = torch.randn(1, 5, 4, 6, dtype=torch.float64)
+    loss = mmd.build_style_loss({"name": "mmd", "kernel": {"name": "gaussian", "sigma": "rms"}})
+    torch.testing.assert_close(
+        loss.for_target(style).kernel.sigmas,
+        kernels.rms_distance(mmd.positions_as_samples(style)).unsqueeze(-1),
+    )
 
 
 def test_bandwidth_from_batched_target_broadcasts_per_element():

@@ -83,6 +83,30 @@ def test_train_cli_choices_come_from_the_registries() -> None:
         "name": "mmd",
         "kernel": {"name": "gaussian", "sigma": [0.5, 2.0], "scales": [1.0]},
     }
+    args = parser.parse_args(
+        ["--style-loss", "mmd", "--kernel", "gaussian", "--sigma", "rms", "--median-scales", "0.7071"]
+    )
+    assert train_cli.style_loss_spec(args) == {
+        "name": "mmd",
+        "kernel": {"name": "gaussian", "sigma": "rms", "scales": [0.7071]},
+    }
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--sigma", "mean"])
+
+
+def test_rms_bandwidth_spec_round_trips() -> None:
+    """``sigma = "rms"`` (Li et al.'s bandwidth) in a spec: canonical form, round trip, the built kernel."""
+    kernel_spec = {"name": "gaussian", "sigma": "rms", "scales": [0.5]}
+    spec = mmd.StyleLossSpec.from_dict({"name": "mmd", "estimator": "linear", "kernel": kernel_spec})
+    assert spec.to_dict()["kernel"] == {"name": "gaussian", "sigma": "rms", "scales": [0.5]}
+    assert mmd.StyleLossSpec.from_dict(spec.to_dict()) == spec
+    median = {**kernel_spec, "sigma": "median"}
+    assert spec != mmd.StyleLossSpec.from_dict({"name": "mmd", "estimator": "linear", "kernel": median})
+    kernel = spec.build().kernel
+    assert (kernel.heuristic, kernel.scales) == ("rms", (0.5,))
+    assert "heuristic='rms'" in repr(spec.build())  # what metrics.csv's loss column records
+    with pytest.raises(ValueError, match="'median' or 'rms'"):
+        mmd.StyleLossSpec.from_dict({"name": "mmd", "kernel": {"name": "gaussian", "sigma": "mean"}})
 
 
 def test_objective_with_targets_fixes_each_layers_bandwidth_from_its_style() -> None:
