@@ -20,7 +20,10 @@ this script adds, for every run (content/style pair or texture)::
     manifest.json                   the optimisation manifest plus the evaluation's timings
 
 Every output is scored with the optimisation encoder and, when the config has an ``[evaluation]`` table,
-also with that network (its own style and content layers): cross-network evaluation.
+also with that network (its own style and content layers): cross-network evaluation. Each network is
+recorded (``encoder`` column, figure names, manifest) under its label: the encoder name, plus its options
+when the config sets any (``vgg19_caffe_normalised+pooling=avg``; see
+:func:`experiments.optimize.encoder_label`).
 
 The evaluation losses (rows) are the config's methods, so the matrix is square and its diagonal is each
 method scored by its own loss; the content loss is the last row. Outputs are read back from the saved
@@ -37,7 +40,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adain.encoders import DEFAULT_WEIGHTS, build_encoder
 from adain.io import load_image
 from experiments.evaluate import (
     CrossEvaluation,
@@ -57,7 +59,11 @@ __all__ = ["evaluate_run", "main", "run"]
 def networks(config: Config) -> list[Network]:
     """The scoring networks: the optimisation encoder (its layers), then ``[evaluation]`` if configured."""
     own = Network(
-        config.encoder, config.weights, dict(config.transfer.style_layers), config.transfer.content_layer
+        config.encoder,
+        config.weights,
+        dict(config.transfer.style_layers),
+        config.transfer.content_layer,
+        options=dict(config.encoder_options),
     )
     return [own] + ([config.evaluation] if config.evaluation is not None else [])
 
@@ -66,7 +72,7 @@ def evaluate_run(config: Config, out: Path, network: Network | None = None) -> d
     """Cross-evaluate the outputs saved under ``out/images`` by :func:`experiments.optimize.run`, scored
     with ``network`` (default: the optimisation encoder and layers)."""
     network = network or networks(config)[0]
-    encoder = build_encoder(network.encoder, weights=network.weights or DEFAULT_WEIGHTS)
+    encoder = network.build()
     losses = {m.name: m.loss for m in config.methods}
     results: dict[str, CrossEvaluation] = {}
     for job in expand_jobs(config):
@@ -158,6 +164,7 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
     manifest["evaluation"] = {
         "losses": [m.name for m in config.methods],
         "encoders": {n.label: n.encoder for n in networks(config)},
+        "encoder_options": {n.label: n.options for n in networks(config)},
         "interval": "Student t 95 % over pairs x seeds; ties from paired t-intervals containing 0",
         "normalisation": "each loss per layer divided by its value at the reference image "
         "(content image; seeded noise for textures); content: MSE / mean F(c)^2",

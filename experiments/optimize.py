@@ -25,6 +25,11 @@ content-initialised runs depend on the seed. An ``[evaluation]`` table (``encode
 :mod:`experiments.compare` scores the outputs with, next to the optimisation encoder (cross-network
 evaluation).
 
+Encoder options: every other key of ``[encoder]`` (besides ``name`` and ``weights``) and of
+``[evaluation]`` is passed to ``build_encoder`` (``pooling = "avg"`` for ``vgg19_caffe*``); a key the
+encoder does not take is a :class:`ConfigError` naming the file and the key. The manifest records them
+(``encoder_options``, ``encoder_label``), and scores carry the label ``<name>+<key>=<value>``.
+
 Config keys: see ``experiments/configs/optimize_quick.toml``; each ``[methods.<name>]`` holds one key,
 ``style_loss``, an :mod:`mmd` spec (``{ name = "mmd", kernel = { name = "gaussian", sigma = "median" } }``,
 see :mod:`experiments.runs`). ``--quick`` applies the ``[quick]`` table
@@ -39,14 +44,14 @@ import csv
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 import mmd
-from adain.encoders import DEFAULT_WEIGHTS, build_encoder
+from adain.encoders import DEFAULT_WEIGHTS, available_encoders, build_encoder, encoder_options
 from adain.gatys import OptimizeResult, OptimizeSettings, optimize_image
 from adain.io import load_image, save_image
 from experiments.runs import (
@@ -63,7 +68,7 @@ from experiments.runs import (
     write_json,
 )
 
-__all__ = ["REPO_ROOT", "Config", "ConfigError", "Method", "load_config", "main", "run"]
+__all__ = ["REPO_ROOT", "Config", "ConfigError", "Method", "encoder_label", "load_config", "main", "run"]
 
 _TOP_KEYS = {
     "seed", "seeds", "output", "encoder", "images", "optimize", "texture", "quick", "methods", "decoders",
@@ -75,6 +80,14 @@ _SETTINGS_KEYS = {
 }  # fmt: skip
 _QUICK_KEYS = {"size", "iterations", "pairs", "textures", "seeds", "style_weights"}
 _EVALUATION_KEYS = {"encoder", "weights", "style_layers", "content_layer", "label"}
+_ENCODER_KEYS = {"name", "weights"}
+
+
+def encoder_label(name: str, options: Mapping[str, Any]) -> str:
+    """The name a run records for an encoder built with ``options``: ``name`` alone without options,
+    else ``name+key=value`` per option (sorted), e.g. ``vgg19_caffe_normalised+pooling=avg``, so scores
+    of differently configured networks never share a label (evaluation.csv's ``encoder`` column)."""
+    return "+".join([name] + [f"{k}={options[k]}" for k in sorted(options)])
 
 
 # ---- config ----------------------------------------------------------------------------------------------
@@ -91,25 +104,32 @@ class Method:
 
 @dataclass(frozen=True)
 class Network:
-    """An encoder that scores outputs: its name, weights file, style layers, content layer, and the label
-    its scores carry (the ``encoder`` column of evaluation.csv; the encoder name unless set)."""
+    """An encoder that scores outputs: its name, weights file, style layers, content layer, the label its
+    scores carry (the ``encoder`` column of evaluation.csv; :func:`encoder_label` unless set) and the
+    options it is built with (``build_encoder(encoder, **options)``, e.g. ``{"pooling": "avg"}``)."""
 
     encoder: str
     weights: Path | None
     style_layers: dict[str, float]
     content_layer: str | None
     label: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.label:
-            object.__setattr__(self, "label", self.encoder)
+            object.__setattr__(self, "label", encoder_label(self.encoder, self.options))
+
+    def build(self) -> Any:
+        """The frozen encoder with its pretrained (or configured) weights and options."""
+        return build_encoder(self.encoder, weights=self.weights or DEFAULT_WEIGHTS, **self.options)
 
 
 @dataclass(frozen=True)
 class Config:
     """A validated config. ``pairs``: (content, style) paths; ``textures``: style paths; ``decoders``:
     ``(name, model file)`` of trained AdaIN decoders, run on every pair next to the optimisation methods
-    (model file ``"default"``: the one shipped with the package)."""
+    (model file ``"default"``: the one shipped with the package); ``encoder_options``: the ``[encoder]``
+    table's keys other than ``name`` and ``weights``, passed to ``build_encoder``."""
 
     path: Path
     text: str
@@ -127,6 +147,16 @@ class Config:
     seeds: tuple[int, ...] = ()
     style_weights: tuple[float, ...] = ()
     evaluation: Network | None = None
+    encoder_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def encoder_label(self) -> str:
+        """The optimisation encoder's name with its options (:func:`encoder_label`)."""
+        return encoder_label(self.encoder, self.encoder_options)
+
+    def build_encoder(self) -> Any:
+        """The optimisation encoder: ``[encoder]`` name, weights and options."""
+        return build_encoder(self.encoder, weights=self.weights or DEFAULT_WEIGHTS, **self.encoder_options)
 
     @property
     def run_seeds(self) -> tuple[int, ...]:
@@ -161,6 +191,35 @@ def _settings(table: Mapping[str, Any], where: str, key: str, **extra: Any) -> O
 #: inverted by optimisation (:mod:`experiments.perfect_decoder`), with the transfer's iteration cap,
 #: tolerance (1e-4 when 0) and window.
 INVERT = Path("invert")
+
+
+def _encoder_options(table: Mapping[str, Any], known: set[str], where: str, key: str) -> dict[str, Any]:
+    """The keys of an encoder table (``[encoder]`` or ``[evaluation]``) outside ``known``: options of
+    ``build_encoder`` for the encoder named by ``table[key]``, checked against what that encoder takes and
+    by building it once with random weights (so a bad value fails here, naming the file and key)."""
+    prefix = "encoder" if key == "name" else "evaluation"
+    options = {k: v for k, v in table.items() if k not in known}
+    name = table.get(key)
+    if not options or not isinstance(name, str):
+        return options
+    if name not in available_encoders():
+        raise ConfigError(
+            f"{where}: key '{prefix}.{key}': unknown encoder {name!r}; "
+            f"available: {', '.join(available_encoders())}"
+        )
+    accepted = encoder_options(name)
+    for option in options:
+        if option not in accepted:
+            takes = f"its options: {sorted(accepted)}" if accepted else "it takes no options"
+            raise ConfigError(
+                f"{where}: unknown key '{prefix}.{option}': not a key of [{prefix}] ({sorted(known)}) and "
+                f"not an option of encoder {name!r} ({takes})"
+            )
+    try:
+        build_encoder(name, weights=None, **options)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: key '{prefix}.{sorted(options)[0]}': {exc}") from None
+    return options
 
 
 def _decoders(table: Any, where: str, method_names: set[str]) -> tuple[tuple[str, Path], ...]:
@@ -233,6 +292,7 @@ def load_config(
         optimize["iterations"] = iterations
     seed = need(raw, "seed", int) if seed is None else seed
     encoder = need(raw, "encoder", dict)
+    options = _encoder_options(encoder, _ENCODER_KEYS, where, "name")
     root = resolve(need(images, "root", str, "images."))
     pairs_raw = images.get("pairs", [])
     if not isinstance(pairs_raw, list) or any(
@@ -268,12 +328,21 @@ def load_config(
         raise ConfigError(f"{where}: key 'methods' is empty")
     methods = tuple(_method(name, spec, where) for name, spec in methods_raw.items())
     weights = encoder.get("weights")
+    name = need(encoder, "name", str, "encoder.")
+    decoders = _decoders(raw.get("decoders", {}), where, {m.name for m in methods})
+    changed = {k: v for k, v in options.items() if encoder_options(name)[k] != v}
+    trained = [d for d, p in decoders if p != INVERT]
+    if changed and trained:
+        raise ConfigError(
+            f"{where}: key 'decoders': the trained decoder(s) {trained} run on their own encoder, built "
+            f"without the [encoder] options {changed}; drop those options or the trained decoders"
+        )
     return Config(
         path=path,
         text=path.read_text(),
         seed=int(seed),
         output=resolve(str(raw.get("output", "runs/optimize"))),
-        encoder=need(encoder, "name", str, "encoder."),
+        encoder=name,
         weights=None if weights is None else resolve(weights),
         size=int(need(images, "size", int, "images.")),
         pairs=pairs,
@@ -281,10 +350,11 @@ def load_config(
         transfer=transfer,
         texture=texture,
         methods=methods,
-        decoders=_decoders(raw.get("decoders", {}), where, {m.name for m in methods}),
+        decoders=decoders,
         seeds=tuple(int(v) for v in seeds),
         style_weights=tuple(float(v) for v in style_weights),
-        evaluation=_evaluation(raw.get("evaluation"), where, need(encoder, "name", str, "encoder.")),
+        evaluation=_evaluation(raw.get("evaluation"), where, encoder_label(name, options)),
+        encoder_options=options,
     )
 
 
@@ -302,7 +372,7 @@ def _evaluation(table: Any, where: str, optimised_with: str) -> Network | None:
         return None
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: key 'evaluation' must be a table (encoder, style_layers, content_layer)")
-    check_keys(table, _EVALUATION_KEYS, where, "[evaluation]")
+    options = _encoder_options(table, _EVALUATION_KEYS, where, "encoder")
     name, layers = table.get("encoder"), table.get("style_layers")
     if not isinstance(name, str):
         raise ConfigError(f"{where}: key 'evaluation.encoder' must be an encoder name")
@@ -315,13 +385,15 @@ def _evaluation(table: Any, where: str, optimised_with: str) -> Network | None:
     content = table.get("content_layer")
     if content is not None and not isinstance(content, str):
         raise ConfigError(f"{where}: key 'evaluation.content_layer' must be a layer name")
-    weights, label = table.get("weights"), table.get("label", name)
+    weights, label = table.get("weights"), table.get("label", encoder_label(name, options))
     if not isinstance(label, str) or label == optimised_with:
         raise ConfigError(
             f"{where}: key 'evaluation.label' must be a name other than the optimisation encoder's "
             f"({optimised_with!r}), so the two networks' scores stay apart (set it when the encoders match)"
         )
-    return Network(name, None if weights is None else resolve(weights), dict(layers), content, label)
+    return Network(
+        name, None if weights is None else resolve(weights), dict(layers), content, label, dict(options)
+    )
 
 
 # ---- running ---------------------------------------------------------------------------------------------
@@ -444,9 +516,8 @@ def _load_decoder_model(path: Path, config: Config) -> Any:
         from experiments.perfect_decoder import PerfectDecoder
 
         s = config.transfer
-        encoder = build_encoder(config.encoder, weights=config.weights or DEFAULT_WEIGHTS)
         return PerfectDecoder(
-            encoder, iterations=s.iterations, tolerance=s.tolerance or 1e-4, window=s.window
+            config.build_encoder(), iterations=s.iterations, tolerance=s.tolerance or 1e-4, window=s.window
         )
 
     trained_for = read_model_file(path).encoder_name
@@ -464,7 +535,7 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
     out = Path(output) if output is not None else config.output
     run_folder(out, "images", "figures")
     (out / "config.toml").write_text(config.text)
-    encoder = build_encoder(config.encoder, weights=config.weights or DEFAULT_WEIGHTS)
+    encoder = config.build_encoder()
     decoders = {name: _load_decoder_model(path, config) for name, path in config.decoders}
     rows: list[dict[str, Any]] = []
     histories: dict[str, dict[str, dict[str, list[float]]]] = {}
@@ -517,6 +588,8 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
         style_weights=list(config.run_style_weights),
         device="cpu",
         encoder=config.encoder,
+        encoder_options=jsonable(config.encoder_options),
+        encoder_label=config.encoder_label,
         size=config.size,
         settings={"transfer": jsonable(asdict(config.transfer)), "texture": jsonable(asdict(config.texture))},
         methods={m.name: {"style_loss": m.spec, "loss": repr(m.loss)} for m in config.methods},

@@ -261,7 +261,7 @@ def _section(index: int, name: str, about: str, run: Path, figures: Path, comman
     rel = figures.relative_to(figures.parent.parent)
     parts = [
         f"## {index}. {about}",
-        f"`{command}`: {manifest['size']} px, encoder `{manifest['encoder']}` (content `{s['content_layer']}`, "
+        f"`{command}`: {manifest['size']} px, encoder `{manifest.get('encoder_label', manifest['encoder'])}` (content `{s['content_layer']}`, "
         f"style {', '.join(s['style_layers'])}), seeds {manifest['seeds']}, style weights "
         f"{manifest['style_weights']}, init `{s['init']}` with jitter {s.get('init_jitter', 0)}, optimiser "
         f"`{s['optimizer']}`. Scored by {', '.join(f'`{e}`' for e in encoders)}.",

@@ -138,6 +138,11 @@ def test_style_image_as_reference_is_a_clear_error(encoder64) -> None:
 # ---- the config and the script ---------------------------------------------------------------------------
 
 
+VGG = 'name = "vgg19_caffe_normalised"'
+QUICK = "\n[quick]\n"
+EVALUATION = '\n[evaluation]\nencoder = "vgg19_caffe"\nstyle_layers = {{ relu1_1 = 1.0 }}\n{}\n'
+
+
 def _write_config(tmp_path: Path, old: str, new: str) -> Path:
     text = QUICK_CONFIG.read_text()
     assert old in text
@@ -157,6 +162,12 @@ def _write_config(tmp_path: Path, old: str, new: str) -> Path:
         ("seed = 0\n", "", "seed"),
         ('textures = ["style/brushstrokes.jpg"]', 'textures = ["style/missing.jpg"]', "images"),
         ("[quick]", "[quick\n", "not valid TOML"),
+        # encoder options: an option the encoder does not take, a bad value, an encoder without options
+        (VGG, VGG + '\npoolng = "avg"', "encoder.poolng"),
+        (VGG, VGG + '\npooling = "min"', "encoder.pooling"),
+        (VGG, 'name = "mobilenet_v2"\npooling = "avg"', "encoder.pooling"),
+        (VGG, 'name = "vgg20"\npooling = "avg"', "encoder.name"),
+        (QUICK, EVALUATION.format("pooling = 2") + QUICK, "evaluation.pooling"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path, paper_images, old, new, key, capsys) -> None:
@@ -166,6 +177,33 @@ def test_bad_config_names_file_and_key(tmp_path, paper_images, old, new, key, ca
     assert str(path) in str(info.value) and key in str(info.value)
     assert main(["--config", str(path), "--output", str(tmp_path / "run")]) == 2
     assert key in capsys.readouterr().err
+
+
+def test_encoder_options_reach_the_encoders_and_their_labels(tmp_path, paper_images) -> None:
+    """``[encoder] pooling = "avg"`` (and the same key in ``[evaluation]``) is passed to ``build_encoder``
+    and recorded in the label that names the network's scores; without options the label is the name."""
+    from experiments.compare import networks
+
+    path = _write_config(tmp_path, QUICK, EVALUATION.format('pooling = "avg"') + QUICK)
+    path.write_text(path.read_text().replace(VGG, VGG + '\npooling = "avg"'))
+    config = load_config(path)
+    assert config.encoder_options == {"pooling": "avg"}
+    assert config.encoder_label == "vgg19_caffe_normalised+pooling=avg"
+    own, other = networks(config)
+    assert (own.label, own.options) == ("vgg19_caffe_normalised+pooling=avg", {"pooling": "avg"})
+    assert (other.label, other.options) == ("vgg19_caffe+pooling=avg", {"pooling": "avg"})
+    assert own.build().pooling == "avg" and other.build().pooling == "avg"
+    assert config.build_encoder().pooling == "avg"
+    plain = load_config(QUICK_CONFIG)
+    assert plain.encoder_options == {} and plain.encoder_label == "vgg19_caffe_normalised"
+    assert networks(plain)[0].label == "vgg19_caffe_normalised"
+    # a trained decoder runs on its own encoder, which the options would not reach
+    decoder = tmp_path / "dec.pth"
+    decoder.write_bytes(b"x")
+    with_decoder = tmp_path / "with_decoder.toml"
+    with_decoder.write_text(path.read_text().replace(QUICK, f'\n[decoders]\nd = "{decoder}"' + QUICK))
+    with pytest.raises(ConfigError, match=r"with_decoder.toml: key 'decoders'.*'pooling': 'avg'"):
+        load_config(with_decoder)
 
 
 def test_configs_load(paper_images) -> None:

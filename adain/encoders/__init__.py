@@ -21,7 +21,13 @@ from __future__ import annotations
 from adain.encoders import mobilenet_v2, vgg19, vgg19_caffe, vgg19_normalised  # noqa: F401 (registration)
 from adain.encoders.base import FeatureEncoder, Tap
 from adain.encoders.mobilenet_v2 import MobileNetV2Encoder, build_classifier_head
-from adain.encoders.registry import DEFAULT_WEIGHTS, available_encoders, build_encoder, register_encoder
+from adain.encoders.registry import (
+    DEFAULT_WEIGHTS,
+    available_encoders,
+    build_encoder,
+    encoder_options,
+    register_encoder,
+)
 from adain.encoders.vgg19 import VGG19Encoder
 from adain.encoders.vgg19_caffe import VGG19CaffeEncoder, VGG19CaffeNormalisedEncoder
 from adain.encoders.vgg19_normalised import VGG19NormalisedEncoder
@@ -38,5 +44,6 @@ __all__ = [
     "available_encoders",
     "build_classifier_head",
     "build_encoder",
+    "encoder_options",
     "register_encoder",
 ]

@@ -7,13 +7,14 @@ random weights (``weights=None``, for tests and benchmarks only).
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from adain.encoders.base import FeatureEncoder
 
-__all__ = ["DEFAULT_WEIGHTS", "available_encoders", "build_encoder", "register_encoder"]
+__all__ = ["DEFAULT_WEIGHTS", "available_encoders", "build_encoder", "encoder_options", "register_encoder"]
 
 #: ``weights=DEFAULT_WEIGHTS`` asks for the network's own pretrained weights.
 DEFAULT_WEIGHTS = "DEFAULT"
@@ -38,6 +39,23 @@ def register_encoder(name: str) -> Callable[[E], E]:
 def available_encoders() -> tuple[str, ...]:
     """Names accepted by :func:`build_encoder`, in registration order."""
     return tuple(_ENCODERS)
+
+
+def encoder_options(name: str) -> dict[str, Any]:
+    """The options ``build_encoder(name, **options)`` accepts, with their defaults (``{}`` for none):
+    ``{"pooling": "max"}`` for the VGG-19s of :mod:`.vgg19_caffe`.
+
+    Raises:
+        ValueError: unknown ``name``.
+    """
+    if name not in _ENCODERS:
+        raise ValueError(f"unknown encoder {name!r}; available: {', '.join(_ENCODERS)}")
+    params = inspect.signature(_ENCODERS[name].__init__).parameters.values()
+    return {
+        p.name: p.default
+        for p in params
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+    }
 
 
 def build_encoder(
