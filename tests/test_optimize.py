@@ -206,6 +206,18 @@ def test_encoder_options_reach_the_encoders_and_their_labels(tmp_path, paper_ima
         load_config(with_decoder)
 
 
+def test_li_et_al_config_uses_their_pooling_and_bandwidth(paper_images) -> None:
+    """Li et al.'s config: unnormalised VGG-19 with average pooling, and their Gaussian bandwidth
+    ``exp(-‖x − y‖²/d2)``, d2 the mean squared distance: ``sigma = "rms"`` with scale 1/√2."""
+    config = load_config(QUICK_CONFIG.with_name("li_et_al.toml"), quick=True)
+    assert (config.encoder, config.encoder_options) == ("vgg19_caffe", {"pooling": "avg"})
+    assert config.encoder_label == "vgg19_caffe+pooling=avg"
+    (gaussian,) = [m for m in config.methods if m.spec.get("kernel", {}).get("name") == "gaussian"]
+    assert gaussian.spec["estimator"] == "linear"
+    assert gaussian.loss.kernel.heuristic == "rms"
+    assert gaussian.loss.kernel.scales == pytest.approx((2**-0.5,), rel=1e-15)
+
+
 def test_configs_load(paper_images) -> None:
     for path in (QUICK_CONFIG, FULL_CONFIG):
         config = load_config(path)
