@@ -124,6 +124,15 @@ def test_unknown_option_is_a_value_error() -> None:
         build_encoder("mobilenet_v2", weights=None, pooling="avg")
 
 
+def test_encoder_options_lists_what_build_encoder_takes() -> None:
+    from adain.encoders import encoder_options
+
+    assert encoder_options("vgg19_caffe") == encoder_options("vgg19_caffe_normalised") == {"pooling": "max"}
+    assert encoder_options("mobilenet_v2") == {} and encoder_options("vgg19") == {}
+    with pytest.raises(ValueError, match="unknown encoder 'resnet50'"):
+        encoder_options("resnet50")
+
+
 ALL_ENCODERS = ["vgg19", "vgg19_normalised", "vgg19_caffe", "vgg19_caffe_normalised", "mobilenet_v2"]
 
 
