@@ -70,6 +70,9 @@ def test_border_step_is_low_for_clean_images_and_high_with_a_dark_border() -> No
     one_side = clean.clone()
     one_side[:, :, -4:] *= 0.3
     assert border_step(one_side) > 0.05
+    half = torch.full((3, 64, 64), 0.5)  # a top band dark on the left, bright on the right: its mean is 0.5
+    half[:, :4, :32], half[:, :4, 32:] = 0.0, 1.0
+    assert border_step(half) == pytest.approx(0.5 / 4)  # profiles along the edge, not band means
     with pytest.raises(ValueError, match="band"):
         border_step(clean, band=0)
 
