@@ -67,8 +67,9 @@ _WRITTEN = ("adain", "gatys", "summary.md", "scores.csv", "summary.csv", "run.cs
 _SCORE_LINE = re.compile(r"(\S+)_stylized_(\S+)\.\w+: style ratio (\S+), content ratio (\S+)")
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.3f}"
+def _fmt(x: Any) -> str:
+    """Three decimals (a float or a 0-d tensor): the precision of every number in the CSVs."""
+    return f"{float(x):.3f}"
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -149,7 +150,7 @@ def _gatys(pairs: list[tuple[Path, Path]], out: Path, rep: Mapping[str, Any]) ->
     return seconds
 
 
-def _image(path: Path, size: tuple[int, int] | None = None):
+def _image(path: Path, size: int | tuple[int, int] | None = None):
     from adain.io import load_image
 
     return load_image(path, size=size)
@@ -378,8 +379,8 @@ def run_report(
         for c, s in pairs:
             out = _image(folder / f"{c.stem}_stylized_{s.stem}.png")
             ref = _image(c, tuple(out.shape[-2:]))
-            checks = (checkerboard_prominence(out), checkerboard_prominence(ref))
-            checks += (border_step(out, band), border_step(ref, band))
+            checks = [checkerboard_prominence(out), checkerboard_prominence(ref)]
+            checks += [border_step(out, band), border_step(ref, band)]
             artefact_rows.append([method, c.stem, s.stem, *map(_fmt, checks)])
     _write_csv(
         output / "artefacts.csv",
