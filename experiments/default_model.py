@@ -2,7 +2,7 @@
 
     python -m experiments.default_model prepare    # split folders (symbolic links) under [data] work
     python -m experiments.default_model train [--iterations N] [--stage NAME]   # runs or resumes a stage
-    python -m experiments.default_model report --model FILE [--output DIR]      # held-out evaluation
+    python -m experiments.default_model report --model FILE [--output DIR] [--overwrite]
     python -m experiments.default_model snapshot   # copy the runs' checkpoints into the repository
 
 Everything is read from ``experiments/configs/default_model.toml`` (``--config`` for another file):
@@ -18,15 +18,14 @@ Everything is read from ``experiments/configs/default_model.toml`` (``--config``
   repository, outside the installed package), so a schedule longer than one sitting continues on another
   machine: ``train`` seeds a stage's run folder from its snapshot when the folder has no checkpoint.
 * ``report``: stylizes every held-out content × held-out style at ``content_size``, scores the outputs
-  with ``../shared/tools/score_stylization.py`` and writes a contact sheet (downscaled to ≤ 256 px per
-  image) and ``scores.csv``.
+  with ``../shared/tools/score_stylization.py``, runs Gatys optimisation on a subset of the same pairs,
+  checks colour statistics and artefacts, and writes CSVs, sheets, training curves and ``summary.md``
+  (:mod:`experiments.default_model_report`; options in ``[report]``; ``--overwrite`` to replace a report).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import re
 import shutil
 import subprocess
 import sys
@@ -152,80 +151,13 @@ def snapshot(config: dict[str, Any]) -> None:
         print(f"{source} → {target / stage['name']}")
 
 
-def report(config: dict[str, Any], model: Path, output: Path) -> None:
-    """Held-out stylizations, their scores and a contact sheet."""
-    from PIL import Image
+def report(config: dict[str, Any], model: Path, output: Path, *, overwrite: bool, command: str) -> None:
+    """Held-out stylizations, scores, the Gatys comparison, colour and artefact checks, sheets, curves and
+    ``summary.md`` (see :mod:`experiments.default_model_report`)."""
+    from experiments.default_model_report import run_report
 
-    data, rep = config["data"], config["report"]
-    paper, work = _resolve(data["paper"]), _resolve(data["work"])
-    images = output / "images"
-    cmd = [
-        sys.executable,
-        "-m",
-        "adain",
-        "stylize",
-        "--content",
-        str(paper / "content"),
-        "--style",
-        str(work / "heldout_style"),
-        "--model",
-        str(model),
-        "--output",
-        str(images),
-        "--overwrite",
-        "--content-size",
-        str(rep["content_size"]),
-        "--style-size",
-        str(rep["style_size"]),
-    ]
-    subprocess.run(cmd, check=True)
-    scorer = paper.parents[1] / "tools" / "score_stylization.py"
-    scored = subprocess.run(
-        [
-            sys.executable,
-            str(scorer),
-            "--outputs",
-            str(images),
-            "--content",
-            str(paper / "content"),
-            "--style",
-            str(work / "heldout_style"),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    (output / "scores.txt").write_text(scored)
-    print(scored.splitlines()[-1] if scored else "no scores")
-    rows = []  # the scorer's lines: "<output>: style ratio S, content ratio C"
-    for line in scored.splitlines():
-        match = re.fullmatch(r"(\S+_stylized_\S+): style ratio (\S+), content ratio (\S+)", line.strip())
-        if match:
-            rows.append(list(match.groups()))
-    with open(output / "scores.csv", "w", newline="") as fh:
-        csv.writer(fh).writerows([["output", "style_ratio", "content_ratio"], *rows])
-    contents = sorted(p.stem for p in (paper / "content").iterdir())
-    styles = sorted(p.stem.split("__")[-1] for p in (work / "heldout_style").iterdir())
-    cell = 128
-    sheet = Image.new("RGB", (cell * (len(styles) + 1), cell * (len(contents) + 1)), "white")
-    for j, s in enumerate(styles):
-        src = next((work / "heldout_style").glob(f"{s}.*"))
-        sheet.paste(_thumb(src, cell), (cell * (j + 1), 0))
-    for i, c in enumerate(contents):
-        sheet.paste(_thumb(next((paper / "content").glob(f"{c}.*")), cell), (0, cell * (i + 1)))
-        for j, s in enumerate(styles):
-            found = list(images.glob(f"{c}_stylized_{s}.*"))
-            if found:
-                sheet.paste(_thumb(found[0], cell), (cell * (j + 1), cell * (i + 1)))
-    sheet.save(output / "contact_sheet.jpg", quality=88)
-    print(f"wrote {output}/contact_sheet.jpg, scores.csv")
-
-
-def _thumb(path: Path, cell: int):
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as im:
-        return ImageOps.fit(im.convert("RGB"), (cell, cell))
+    summary = run_report(config, model, output, overwrite=overwrite, command=command)
+    print(f"wrote {summary.parent}: summary.md and its CSVs, sheets, curves")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -236,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--output", type=Path, default=Path("runs/default_model_report"))
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier report in --output")
     args = parser.parse_args(argv)
     config = load_config(args.config)
     if args.command == "prepare":
@@ -247,8 +180,13 @@ def main(argv: list[str] | None = None) -> None:
     else:
         if args.model is None:
             raise SystemExit("report needs --model FILE")
-        args.output.mkdir(parents=True, exist_ok=True)
-        report(config, args.model, args.output)
+        from adain.errors import AdainError
+
+        command = " ".join(["python -m experiments.default_model", *(sys.argv[1:] if argv is None else argv)])
+        try:
+            report(config, args.model, args.output, overwrite=args.overwrite, command=command)
+        except AdainError as e:
+            raise SystemExit(f"report: {e}") from None
 
 
 if __name__ == "__main__":

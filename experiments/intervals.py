@@ -9,6 +9,9 @@ so the interval is taken over the per-unit differences ``a_u − b_u``, which re
 spread. A difference whose interval contains 0 is a **tie**. In a row (one evaluation loss), the output
 with the lowest mean is the **best** only if it beats every other output (every paired interval excludes
 0); outputs whose difference from the lowest-mean output is within the noise are marked tied with it.
+
+Medians (:func:`bootstrap_median`): the percentile bootstrap interval of the median over units (pairs),
+from ``resamples`` seeded resamples with replacement (a private generator: no global random state).
 """
 
 from __future__ import annotations
@@ -17,7 +20,15 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Interval", "RowVerdict", "paired_difference", "row_verdict", "t_interval"]
+__all__ = [
+    "Interval",
+    "MedianInterval",
+    "RowVerdict",
+    "bootstrap_median",
+    "paired_difference",
+    "row_verdict",
+    "t_interval",
+]
 
 
 @dataclass(frozen=True)
@@ -107,3 +118,41 @@ def row_verdict(scores: Mapping[str, Sequence[float]], confidence: float = 0.95)
     )
     winner = lowest if not tied and len(scores) > 1 else None
     return RowVerdict(lowest, winner, tied, intervals)
+
+
+@dataclass(frozen=True)
+class MedianInterval:
+    """The median of ``n`` values and its percentile-bootstrap interval ``[low, high]``."""
+
+    median: float
+    low: float
+    high: float
+    n: int
+    confidence: float = 0.95
+
+    def __str__(self) -> str:
+        return f"{self.median:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+def bootstrap_median(
+    values: Sequence[float], confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> MedianInterval:
+    """The median of ``values`` with its percentile bootstrap interval (resampling the values).
+
+    Raises:
+        ValueError: no values, a non-finite value, ``confidence`` outside (0, 1) or ``resamples < 1``.
+    """
+    import torch
+
+    if not 0 < confidence < 1 or resamples < 1:
+        raise ValueError(f"need 0 < confidence < 1 and resamples >= 1, got {confidence} and {resamples}")
+    xs = [float(v) for v in values]
+    if not xs or not all(math.isfinite(x) for x in xs):
+        raise ValueError(f"bootstrap_median needs finite values, got {xs}")
+    data = torch.tensor(xs, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(seed)
+    picks = torch.randint(len(xs), (resamples, len(xs)), generator=generator)
+    medians = data[picks].quantile(0.5, dim=1)  # the midpoint median, as statistics.median
+    tail = (1 - confidence) / 2
+    low, high = medians.quantile(torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+    return MedianInterval(float(data.quantile(0.5)), low, high, len(xs), confidence)

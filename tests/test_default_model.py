@@ -1,10 +1,15 @@
-"""experiments.default_model: the held-out split and the snapshot/seeding of staged training."""
+"""experiments.default_model: the held-out split, the snapshot/seeding of staged training and the report."""
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import re
+import statistics
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from experiments import default_model
 
@@ -41,3 +46,86 @@ def test_prepare_holds_out_the_named_styles(tmp_path: Path, write_random_images)
         config = _config(tmp_path)
         config["data"]["held_out_styles"] = ["zzz"]
         default_model.prepare(config)
+
+
+def _write_log(path: Path, rows: int, start_style: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["iteration,lr,content,style,total,images_per_s"]
+    lines += [
+        f"{i},0.0001,{3 / i:.4f},{start_style / i:.4f},{(3 + start_style) / i:.4f},1.0"
+        for i in range(1, rows + 1)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _cells(folder: Path) -> set[str]:
+    cells: set[str] = set()
+    for path in folder.glob("*.csv"):
+        with open(path, newline="") as fh:
+            for row in csv.reader(fh):
+                cells.update(row)
+    return cells
+
+
+@pytest.mark.slow
+def test_report_end_to_end(tmp_path: Path, write_random_images, shared_dir: Path) -> None:
+    """``report`` on 2 × 2 tiny held-out pairs with a random VGG-19 decoder, the real scorer and 2 Gatys
+    iterations on 1 pair: every file, the numbers of summary.md against its CSVs, and no silent overwrite."""
+    from adain.decoders import build_decoder
+    from adain.modelfile import save_model_file
+
+    write_random_images(tmp_path / "paper" / "content", 2, 5)
+    write_random_images(tmp_path / "work" / "heldout_style", 2, 6)
+    _write_log(tmp_path / "work" / "recon" / "log.csv", 30, 50.0)
+    _write_log(tmp_path / "work" / "adain" / "log.csv", 20, 9.0)
+    model = save_model_file(
+        tmp_path / "m.pth", build_decoder("vgg19_caffe_normalised"), encoder_name="vgg19_caffe_normalised"
+    )
+    scorer = shared_dir / "tools" / "score_stylization.py"
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[data]\npaper = "{tmp_path / "paper"}"\nwork = "{tmp_path / "work"}"\n'
+        '[[stage]]\nname = "recon"\nargs = ["--reconstruction"]\niterations = 30\n'
+        '[[stage]]\nname = "adain"\nargs = []\niterations = 20\n'
+        f'[report]\ncontent_size = 64\nstyle_size = 64\nscorer = "{scorer}"\ngatys_pairs = 1\n'
+        "gatys_iterations = 2\nbootstrap_resamples = 200\ncurve_window = 5\n"
+    )
+    out = tmp_path / "report"
+    argv = ["report", "--config", str(config), "--model", str(model), "--output", str(out)]
+    default_model.main(argv)
+    for name in (
+        "scores.csv", "scores_by_style.csv", "gatys_scores.csv", "colour.csv", "colour_by_style.csv",
+        "colour_by_content.csv", "artefacts.csv", "summary.csv", "run.csv", "summary.md",
+        "contact_sheet.png", "contact_sheet_small.jpg", "gatys_vs_adain.png", "training_curves.png",
+    ):  # fmt: skip
+        assert (out / name).is_file(), name
+    assert len(list((out / "adain").glob("*_stylized_*.png"))) == 4
+    assert [p.name for p in (out / "gatys").iterdir()] == ["img0_stylized_img0.png"]
+    with Image.open(out / "contact_sheet.png") as sheet:
+        assert sheet.size == (3 * 128, 3 * 128)
+    with Image.open(out / "training_curves.png") as curves:
+        assert curves.size == (700, 400)
+
+    scores = list(csv.DictReader(open(out / "scores.csv", newline="")))
+    assert len(scores) == 4
+    gatys = list(csv.DictReader(open(out / "gatys_scores.csv", newline="")))
+    own = next(r for r in scores if (r["content"], r["style"]) == ("img0", "img0"))
+    assert (gatys[0]["adain_style_ratio"], gatys[0]["adain_content_ratio"]) == (
+        own["style_ratio"], own["content_ratio"]
+    )  # fmt: skip
+    summary_rows = list(csv.DictReader(open(out / "summary.csv", newline="")))
+    style_row = next(r for r in summary_rows if (r["table"], r["metric"]) == ("all pairs", "style_ratio"))
+    assert float(style_row["median"]) == pytest.approx(
+        statistics.median(float(r["style_ratio"]) for r in scores), abs=5e-4
+    )
+    assert float(style_row["low"]) <= float(style_row["median"]) <= float(style_row["high"])
+
+    text = (out / "summary.md").read_text()
+    assert hashlib.sha256(model.read_bytes()).hexdigest() in text
+    assert f"[{style_row['low']}, {style_row['high']}]" in text
+    assert "recon adain" in text and "python -m experiments.default_model report" in text
+    numbers = re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", text)
+    assert numbers and set(numbers) <= _cells(out), set(numbers) - _cells(out)
+
+    with pytest.raises(SystemExit, match="--overwrite"):
+        default_model.main(argv)
