@@ -39,7 +39,7 @@ from adain.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from adain.decoders import decoder_names
 from adain.distributed import process_group
 from adain.errors import AdainError
-from adain.model import PRECISIONS
+from adain.devices import PRECISION_CHOICES
 from adain.train import CHECKPOINT_NAME, RUN_FIELDS, TrainConfig, Trainer, load_checkpoint
 
 __all__ = ["HELP", "add_arguments", "config_from_args", "run", "style_loss_spec"]
@@ -184,7 +184,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     opt.add_argument("--lr-decay", type=_finite, help=f"lr/(1 + decay·iteration) ({d.lr_decay:g})")
     opt.add_argument("--iterations", type=_positive_int, help=f"total iterations ({d.iterations})")
     opt.add_argument("--seed", type=int, help=f"({d.seed})")
-    opt.add_argument("--precision", choices=PRECISIONS, help=f"autocast ({d.precision})")
+    opt.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        help=f"autocast; auto: bf16 where the hardware computes it natively (AMX/AVX512-BF16 CPUs, CUDA ≥ 8.0), "
+        f"else fp32 ({d.precision})",
+    )
     opt.add_argument("--device", help="cpu, cuda, cuda:1 … or auto (default)")
 
     run = p.add_argument_group("outputs")

@@ -509,3 +509,23 @@ def test_reconstruction_warm_start_inverts_the_encoder(data, tmp_path, capsys) -
         config.replace(reconstruction=False)
     assert main(_args(data, tmp_path / "bad", *RANDOM, "--pixel-weight", "1", "--iterations", "1")) == 2
     assert "needs reconstruction" in capsys.readouterr().err
+
+
+def test_precision_auto_follows_the_hardware_and_is_recorded(data, tmp_path, monkeypatch) -> None:
+    """``precision="auto"`` (the default) picks bf16 only where the CPU computes it natively, says so, and
+    the model file records the precision used."""
+    import adain.devices
+
+    said: list[str] = []
+    base = dict(
+        content_dir=str(data[0]), style_dir=str(data[1]), encoder="mobilenet_v2", pretrained=False,
+        image_size=40, crop_size=32, batch_size=2, iterations=1, device="cpu", progress=False, num_samples=0,
+    )  # fmt: skip
+    assert TrainConfig(**base).precision == "auto"
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(adain.devices, "cpu_has_native_bf16", lambda text=None, n=native: n)
+        trainer = Trainer(TrainConfig(**base, output=str(tmp_path / expected)), log=said.append)
+        assert trainer.precision == expected
+        assert any(f"precision auto → {expected}" in line for line in said)
+    result = trainer.run()
+    assert read_model_file(result.model_path).config["precision_used"] == "fp32"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import mmd
-from adain.model import PRECISIONS
+from adain.devices import PRECISION_CHOICES
 
 __all__ = ["RUN_FIELDS", "TrainConfig", "legacy_style_loss_spec"]
 
@@ -85,7 +85,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 1000
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"
     num_samples: int = 4
     progress: bool = True
     style_augment: bool = False
@@ -114,8 +114,10 @@ class TrainConfig:
             raise ValueError("workers and num_samples must be ≥ 0")
         if self.layer_weighting not in ("auto", "channels", "ones"):
             raise ValueError(f"layer_weighting must be auto, channels or ones; got {self.layer_weighting!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        if self.precision not in PRECISION_CHOICES:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISION_CHOICES)}; got {self.precision!r}"
+            )
         if self.style_positions is not None and self.style_positions < 1:
             raise ValueError(f"style_positions must be ≥ 1 (or None for all); got {self.style_positions}")
         if not (0 < self.lr <= _FLOAT32_MAX) or not (0 <= self.lr_decay < math.inf):

@@ -24,7 +24,7 @@ import mmd
 from adain.augment import StyleAugment
 from adain.data import ImageFolder, InfiniteSampler, derive_seed
 from adain.decoders import Decoder, build_decoder
-from adain.devices import resolve_device
+from adain.devices import resolve_device, resolve_precision
 from adain.distributed import Distributed
 from adain.encoders import DEFAULT_WEIGHTS, FeatureEncoder, build_encoder
 from adain.errors import AdainError, CheckpointError
@@ -227,7 +227,11 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.decoder, device_ids=ids)
-        fp16_cuda = config.precision == "fp16" and self.device.type == "cuda"
+        self.precision = resolve_precision(config.precision, self.device)
+        if config.precision == "auto":
+            native = "computes bf16 natively" if self.precision == "bf16" else "has no native bf16"
+            self.log(f"precision auto → {self.precision} ({self.device.type}: {native})")
+        fp16_cuda = self.precision == "fp16" and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16_cuda)
         self.iteration = 0
         self.consumed = 0  # samples drawn from each stream (per rank)
@@ -255,7 +259,7 @@ class Trainer:
         wanted = sorted(set(self.layers) | {adain_layer}, key=enc.layer_names.index)
         if self.config.reconstruction:
             return self.reconstruction_losses(content)
-        with autocast_context(self.device, self.config.precision):
+        with autocast_context(self.device, self.precision):
             with torch.no_grad():
                 c_feat = enc(content, layers=adain_layer)[adain_layer]
                 s_feats = enc(style, layers=wanted)
@@ -277,7 +281,7 @@ class Trainer:
         """``(L_c, L_pixel)`` of the reconstruction warm start: ``t = E(c)``, ``L_c = mean (E(D(t)) − t)²``,
         ``L_pixel = mean (D(t) − c)²`` for a content batch ``[B, 3, S, S]``."""
         enc, adain_layer = self.encoder, self.encoder.adain_layer
-        with autocast_context(self.device, self.config.precision):
+        with autocast_context(self.device, self.precision):
             with torch.no_grad():
                 target = enc(content, layers=adain_layer)[adain_layer].float()
             generated = self.model(target)
@@ -309,6 +313,7 @@ class Trainer:
         return {
             **self.config.to_dict(),
             "trained_iterations": self.iteration,
+            "precision_used": self.precision,
             "style_layer_weights": self.layer_weights,
         }
 
