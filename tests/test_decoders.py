@@ -102,3 +102,23 @@ def test_decoder_errors() -> None:
         decoder_layers(8, (16, "U", 4))
     with pytest.raises(ValueError, match="channel count or 'U'"):
         Decoder("x", 8, (16, "D", 3))
+
+
+@pytest.mark.parametrize("encoder_name", ["vgg19_caffe_normalised", "mobilenet_v2"])
+def test_initialisation_preserves_the_signal_through_depth(encoder_name) -> None:
+    """He init: every hidden ReLU's mean output stays within 4× of the first one's and almost every channel
+    is alive (PyTorch's default conv init shrinks it ~2.5× per layer: 100× over a VGG decoder); the output
+    starts near mid-grey."""
+    torch.manual_seed(0)
+    decoder = build_decoder(encoder_name)
+    h = torch.rand(4, decoder.in_channels, 8, 8) * 2
+    means, alive = [], []
+    with torch.no_grad():
+        for module in decoder:
+            h = module(h)
+            if isinstance(module, torch.nn.ReLU):
+                means.append(float(h.mean()))
+                alive.append(float((h.amax((0, 2, 3)) > 0).float().mean()))
+    assert max(means) / min(means) < 4, means
+    assert min(alive) > 0.8, alive
+    assert abs(float(h.mean()) - 0.5) < 0.3 and float(h.std()) < 0.5
