@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import math
 import re
 import shutil
@@ -42,6 +43,7 @@ REPORT_DEFAULTS: dict[str, Any] = {
     "scorer": "../shared/tools/score_stylization.py",
     "gatys_pairs": 8,
     "gatys_iterations": 300,
+    "gatys_cache": "",
     "gatys_content_layer": "conv4_2",
     "gatys_style_layers": {"relu1_1": 0.2, "relu2_1": 0.2, "relu3_1": 0.2, "relu4_1": 0.2, "relu5_1": 0.2},
     "gatys_style_weight": 10.0,
@@ -124,29 +126,65 @@ def _stylize(model: Path, contents: Path, styles: Path, out: Path, rep: Mapping[
         raise AdainError(f"adain stylize failed for {model}: {done.stderr.strip()[-2000:]}")
 
 
+def _gatys_key(pairs: list[tuple[Path, Path]], rep: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The settings that determine the Gatys outputs, and their sha256 (the cache folder's name)."""
+    settings = {
+        "pairs": [[str(c), str(s)] for c, s in pairs],
+        **{k: rep[k] for k in ("content_size", "style_size", "gatys_iterations", "gatys_content_layer")},
+        "gatys_style_layers": dict(rep["gatys_style_layers"]),
+        "gatys_style_weight": float(rep["gatys_style_weight"]),
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16], settings
+
+
 def _gatys(pairs: list[tuple[Path, Path]], out: Path, rep: Mapping[str, Any]) -> list[float]:
-    """Gatys optimisation of each (content, style) into ``out``; returns the seconds per pair."""
+    """Gatys optimisation of each (content, style) into ``out``; returns the seconds per pair.
+
+    The outputs do not depend on the AdaIN model, so they are kept in ``rep["gatys_cache"]/<settings
+    sha256>/`` (with ``settings.json`` and each pair's seconds) and reused by a later report with the same
+    pairs and settings; an empty ``gatys_cache`` turns the cache off.
+    """
     import mmd
+    from adain.atomic import atomic_write
     from adain.encoders import build_encoder
     from adain.gatys import OptimizeSettings, optimize_image
     from adain.io import load_image, save_image
+    from experiments.default_model import _resolve
 
-    encoder = build_encoder("vgg19_caffe_normalised", weights="DEFAULT").eval()
-    loss = mmd.build_style_loss({"name": "gram"})
-    settings = OptimizeSettings(
-        style_layers=dict(rep["gatys_style_layers"]),
-        content_layer=rep["gatys_content_layer"],
-        style_weight=float(rep["gatys_style_weight"]),
-        iterations=int(rep["gatys_iterations"]),
-    )
-    out.mkdir(parents=True)
+    key, described = _gatys_key(pairs, rep)
+    cache = _resolve(rep["gatys_cache"]) / key if rep.get("gatys_cache") else out
+    cache.mkdir(parents=True, exist_ok=True)
+    def write_json(path: Path, data: Any) -> None:
+        atomic_write(path, lambda fh: fh.write(json.dumps(data, indent=1, sort_keys=True).encode()))
+
+    write_json(cache / "settings.json", described)
+    timings_path = cache / "seconds.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    encoder = None
     seconds = []
     for content, style in pairs:
-        c = load_image(content, size=int(rep["content_size"]))
-        s = load_image(style, size=int(rep["style_size"]))
-        result = optimize_image(encoder, loss, s, c, settings)
-        save_image(result.image, out / f"{content.stem}_stylized_{style.stem}.png")
-        seconds.append(result.seconds)
+        name = f"{content.stem}_stylized_{style.stem}.png"
+        if not ((cache / name).is_file() and name in timings):
+            if encoder is None:
+                encoder = build_encoder("vgg19_caffe_normalised", weights="DEFAULT").eval()
+            settings = OptimizeSettings(
+                style_layers=dict(rep["gatys_style_layers"]),
+                content_layer=rep["gatys_content_layer"],
+                style_weight=float(rep["gatys_style_weight"]),
+                iterations=int(rep["gatys_iterations"]),
+            )
+            c = load_image(content, size=int(rep["content_size"]))
+            s = load_image(style, size=int(rep["style_size"]))
+            result = optimize_image(encoder, mmd.build_style_loss({"name": "gram"}), s, c, settings)
+            save_image(result.image, cache / name)
+            timings[name] = result.seconds
+            write_json(timings_path, timings)
+        seconds.append(float(timings[name]))
+    if cache != out:
+        out.mkdir(parents=True)
+        for content, style in pairs:
+            name = f"{content.stem}_stylized_{style.stem}.png"
+            shutil.copy2(cache / name, out / name)
     return seconds
 
 
@@ -423,6 +461,7 @@ def run_report(
         ["pairs", str(len(grid))],
         ["gatys_pairs", str(len(subset))],
         ["gatys_iterations", str(rep["gatys_iterations"])],
+        ["gatys_settings_sha256", _gatys_key(subset, rep)[0]],
         ["content_size", str(rep["content_size"])],
         ["style_size", str(rep["style_size"])],
         ["curves_stages", " ".join(curves) or "none (no log.csv under the work folder)"],
@@ -438,8 +477,8 @@ def _summary_csv(output: Path, resamples: int, bootstrap_median) -> None:
     """``summary.csv``: medians and bootstrap intervals of the per-pair CSVs' columns."""
     rows = []
 
-    def add(table: str, method: str, metric: str, values: list[float]) -> None:
-        m = bootstrap_median(values, resamples=resamples)
+    def add(table: str, method: str, metric: str, values: list[float], statistic: str = "median") -> None:
+        m = bootstrap_median(values, resamples=resamples, statistic=statistic)
         rows.append([table, method, metric, _fmt(m.median), _fmt(m.low), _fmt(m.high), m.n])
 
     scores = _read_csv(output / "scores.csv")
@@ -450,7 +489,8 @@ def _summary_csv(output: Path, resamples: int, bootstrap_median) -> None:
         for metric in ("style_ratio", "content_ratio"):
             add("gatys subset", method, metric, [float(r[f"{method}_{metric}"]) for r in gatys])
     colour = _read_csv(output / "colour.csv")
-    add("colour", "adain", "nearest_is_own", [float(r["nearest_is_own"]) for r in colour])
+    own = [float(r["nearest_is_own"]) for r in colour]
+    add("colour", "adain", "nearest_is_own_fraction (a mean)", own, statistic="mean")
     add("colour", "adain", "distance_own", [float(r["distance_own"]) for r in colour])
     add("colour", "adain", "distance_others_mean", [float(r["distance_others_mean"]) for r in colour])
     spread = _read_csv(output / "colour_by_content.csv")

@@ -135,9 +135,15 @@ class MedianInterval:
 
 
 def bootstrap_median(
-    values: Sequence[float], confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+    values: Sequence[float],
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+    *,
+    statistic: str = "median",
 ) -> MedianInterval:
-    """The median of ``values`` with its percentile bootstrap interval (resampling the values).
+    """The median of ``values`` with its percentile bootstrap interval (resampling the values);
+    ``statistic="mean"`` bootstraps the mean instead (held in the result's ``median`` field).
 
     Raises:
         ValueError: no values, a non-finite value, ``confidence`` outside (0, 1) or ``resamples < 1``.
@@ -146,13 +152,19 @@ def bootstrap_median(
 
     if not 0 < confidence < 1 or resamples < 1:
         raise ValueError(f"need 0 < confidence < 1 and resamples >= 1, got {confidence} and {resamples}")
+    if statistic not in ("median", "mean"):
+        raise ValueError(f"statistic must be 'median' or 'mean', got {statistic!r}")
     xs = [float(v) for v in values]
     if not xs or not all(math.isfinite(x) for x in xs):
         raise ValueError(f"bootstrap_median needs finite values, got {xs}")
     data = torch.tensor(xs, dtype=torch.float64)
     generator = torch.Generator().manual_seed(seed)
     picks = torch.randint(len(xs), (resamples, len(xs)), generator=generator)
-    medians = data[picks].quantile(0.5, dim=1)  # the midpoint median, as statistics.median
+    if statistic == "mean":  # e.g. a fraction of 0/1 outcomes, whose median says nothing
+        estimates, centre = data[picks].mean(dim=1), float(data.mean())
+    else:
+        estimates = data[picks].quantile(0.5, dim=1)  # the midpoint median, as statistics.median
+        centre = float(data.quantile(0.5))
     tail = (1 - confidence) / 2
-    low, high = medians.quantile(torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
-    return MedianInterval(float(data.quantile(0.5)), low, high, len(xs), confidence)
+    low, high = estimates.quantile(torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+    return MedianInterval(centre, low, high, len(xs), confidence)

@@ -68,7 +68,7 @@ def _cells(folder: Path) -> set[str]:
 
 
 @pytest.mark.slow
-def test_report_end_to_end(tmp_path: Path, write_random_images, shared_dir: Path) -> None:
+def test_report_end_to_end(tmp_path: Path, write_random_images, shared_dir: Path, monkeypatch) -> None:
     """``report`` on 2 × 2 tiny held-out pairs with a random VGG-19 decoder, the real scorer and 2 Gatys
     iterations on 1 pair: every file, the numbers of summary.md against its CSVs, and no silent overwrite."""
     from adain.decoders import build_decoder
@@ -89,6 +89,7 @@ def test_report_end_to_end(tmp_path: Path, write_random_images, shared_dir: Path
         '[[stage]]\nname = "adain"\nargs = []\niterations = 20\n'
         f'[report]\ncontent_size = 64\nstyle_size = 64\nscorer = "{scorer}"\ngatys_pairs = 1\n'
         "gatys_iterations = 2\nbootstrap_resamples = 200\ncurve_window = 5\n"
+        f'gatys_cache = "{tmp_path / "gcache"}"\n'
     )
     out = tmp_path / "report"
     argv = ["report", "--config", str(config), "--model", str(model), "--output", str(out)]
@@ -129,3 +130,16 @@ def test_report_end_to_end(tmp_path: Path, write_random_images, shared_dir: Path
 
     with pytest.raises(SystemExit, match="--overwrite"):
         default_model.main(argv)
+
+    # a later report (another model) reuses the cached Gatys outputs instead of optimising again
+    import adain.gatys
+
+    def no_optimisation(*args, **kwargs):
+        raise AssertionError("the cached Gatys output was not reused")
+
+    monkeypatch.setattr(adain.gatys, "optimize_image", no_optimisation)
+    again = tmp_path / "report2"
+    default_model.main(["report", "--config", str(config), "--model", str(model), "--output", str(again)])
+    name = "img0_stylized_img0.png"
+    assert (again / "gatys" / name).read_bytes() == (out / "gatys" / name).read_bytes()
+    assert (again / "gatys_scores.csv").read_text() == (out / "gatys_scores.csv").read_text()

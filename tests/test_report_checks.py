@@ -95,3 +95,14 @@ def test_gatys_subset_spreads_over_styles_without_repeats() -> None:
     assert len(set(full)) == 8
     with pytest.raises(ValueError, match="gatys_pairs"):
         gatys_subset(2, 2, 5)
+
+
+def test_bootstrap_mean_of_outcomes_is_the_fraction() -> None:
+    """A fraction of 0/1 outcomes is bootstrapped as a mean (its median would be 0 or 1)."""
+    from experiments.intervals import bootstrap_median
+
+    result = bootstrap_median([0, 0, 1, 1, 1], resamples=500, statistic="mean")
+    assert result.median == pytest.approx(0.6)
+    assert 0 <= result.low < 0.6 < result.high <= 1
+    with pytest.raises(ValueError, match="statistic"):
+        bootstrap_median([1.0], statistic="mode")
