@@ -37,9 +37,9 @@ from typing import Any
 import mmd
 from adain.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from adain.decoders import decoder_names
+from adain.devices import PRECISION_CHOICES
 from adain.distributed import process_group
 from adain.errors import AdainError
-from adain.devices import PRECISION_CHOICES
 from adain.train import CHECKPOINT_NAME, RUN_FIELDS, TrainConfig, Trainer, load_checkpoint
 
 __all__ = ["HELP", "add_arguments", "config_from_args", "run", "style_loss_spec"]
@@ -187,8 +187,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     opt.add_argument(
         "--precision",
         choices=PRECISION_CHOICES,
-        help=f"autocast; auto: bf16 where the hardware computes it natively (AMX/AVX512-BF16 CPUs, CUDA ≥ 8.0), "
-        f"else fp32 ({d.precision})",
+        help="autocast; auto: bf16 where the hardware computes it natively (AMX/AVX512-BF16 CPUs, "
+        f"CUDA ≥ 8.0), else fp32 ({d.precision})",
     )
     opt.add_argument("--device", help="cpu, cuda, cuda:1 … or auto (default)")
 

@@ -154,6 +154,7 @@ def _gatys(pairs: list[tuple[Path, Path]], out: Path, rep: Mapping[str, Any]) ->
     key, described = _gatys_key(pairs, rep)
     cache = _resolve(rep["gatys_cache"]) / key if rep.get("gatys_cache") else out
     cache.mkdir(parents=True, exist_ok=True)
+
     def write_json(path: Path, data: Any) -> None:
         atomic_write(path, lambda fh: fh.write(json.dumps(data, indent=1, sort_keys=True).encode()))
 

@@ -79,8 +79,10 @@ def mobilenet_weights() -> Path:
     cached = Path(torch.hub.get_dir()) / "checkpoints" / MOBILENET_FILE
     path = cached if cached.is_file() else packaged_file(*PACKAGED)
     if path is None:
-        pytest.fail(f"MobileNetV2 weights found neither at {cached} nor in the package {PACKAGED[0]}: "
-                    "run the README's install command")
+        pytest.fail(
+            f"MobileNetV2 weights found neither at {cached} nor in the package {PACKAGED[0]}: "
+            "run the README's install command"
+        )
     if not _sha256_prefix_ok(path):
         pytest.fail(f"{path} is not torchvision's {MOBILENET_FILE} (hash mismatch)")
     return path

@@ -497,11 +497,15 @@ def test_reconstruction_warm_start_inverts_the_encoder(data, tmp_path, capsys) -
         loss_c, loss_pixel = trainer.losses(content, torch.full((2, 3, 32, 32), float("nan")))
         target = trainer.encoder(content, layers=trainer.encoder.adain_layer)[trainer.encoder.adain_layer]
         generated = trainer.decoder(target)
-        regenerated = trainer.encoder(generated, layers=trainer.encoder.adain_layer)[trainer.encoder.adain_layer]
+        regenerated = trainer.encoder(generated, layers=trainer.encoder.adain_layer)[
+            trainer.encoder.adain_layer
+        ]
     torch.testing.assert_close(loss_pixel, (generated - content).pow(2).mean())
     torch.testing.assert_close(loss_c, (regenerated - target).pow(2).mean())
     out = tmp_path / "cli"
-    assert main(_args(data, out, *RANDOM, "--reconstruction", "--pixel-weight", "3", "--iterations", "2")) == 0
+    assert (
+        main(_args(data, out, *RANDOM, "--reconstruction", "--pixel-weight", "3", "--iterations", "2")) == 0
+    )
     row = read_log(out / "log.csv")[-1]
     assert row["total"] == pytest.approx(row["content"] + 3 * row["style"], rel=1e-5)
     assert load_checkpoint(out / "checkpoint.pth")["config"]["reconstruction"] is True

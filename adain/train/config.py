@@ -151,7 +151,14 @@ class TrainConfig:
         for name in _STRS:
             if not isinstance(getattr(self, name), str):
                 raise bad(name, "a string")
-        for name in ("pretrained", "progress", "style_augment", "cache_images", "channels_last", "reconstruction"):
+        for name in (
+            "pretrained",
+            "progress",
+            "style_augment",
+            "cache_images",
+            "channels_last",
+            "reconstruction",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, "true or false")
         for name in ("encoder_weights", "init_decoder"):
