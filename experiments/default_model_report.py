@@ -156,7 +156,10 @@ def _gatys(pairs: list[tuple[Path, Path]], out: Path, rep: Mapping[str, Any]) ->
     cache.mkdir(parents=True, exist_ok=True)
 
     def write_json(path: Path, data: Any) -> None:
-        atomic_write(path, lambda fh: fh.write(json.dumps(data, indent=1, sort_keys=True).encode()))
+        def write(fh: Any) -> None:
+            fh.write(json.dumps(data, indent=1, sort_keys=True).encode())
+
+        atomic_write(path, write)
 
     write_json(cache / "settings.json", described)
     timings_path = cache / "seconds.json"

@@ -68,19 +68,21 @@ class Decoder(nn.Sequential):
 
         Signal-preserving: PyTorch's default conv init (``kaiming_uniform_`` with ``a=√5``, a gain of 1/3)
         shrinks the signal ~2.5× per layer, so a 9-conv VGG decoder starts with outputs ~1000× smaller than
-        its input's variations, and under Adam at lr 5e-4 most of its ReLUs died within a few hundred
-        iterations (30–60 % of the channels alive; see notes/default_model.md). This init only changes where
+        its input's variations (``python -m experiments.decoder_health``), and under Adam at lr 5e-4 most of
+        its ReLUs died within a few hundred iterations (see notes/default_model.md). This init only changes where
         training starts; the architecture and the port's weight layout are unchanged.
         """
         convs = [m for m in self if isinstance(m, nn.Conv2d)]
-        for conv in convs[:-1]:
-            nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
-            nn.init.zeros_(conv.bias)
-        last = convs[-1]
-        nn.init.kaiming_normal_(last.weight, mode="fan_in", nonlinearity="linear")
         with torch.no_grad():
+            for conv in convs[:-1]:
+                nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
+                if conv.bias is not None:
+                    conv.bias.zero_()
+            last = convs[-1]
+            nn.init.kaiming_normal_(last.weight, mode="fan_in", nonlinearity="linear")
             last.weight.mul_(0.1)
-        nn.init.constant_(last.bias, 0.5)
+            if last.bias is not None:
+                last.bias.fill_(0.5)
 
     def forward(self, features: Tensor) -> Tensor:
         """``[B, in_channels, h, w]`` → ``[B, 3, h · stride, w · stride]``."""
