@@ -69,8 +69,8 @@ class Decoder(nn.Sequential):
         Signal-preserving: PyTorch's default conv init (``kaiming_uniform_`` with ``a=√5``, a gain of 1/3)
         shrinks the signal ~2.5× per layer, so a 9-conv VGG decoder starts with outputs ~1000× smaller than
         its input's variations (``python -m experiments.decoder_health``), and under Adam at lr 5e-4 most of
-        its ReLUs died within a few hundred iterations (see notes/default_model.md). This init only changes where
-        training starts; the architecture and the port's weight layout are unchanged.
+        its ReLUs died within a few hundred iterations (see notes/default_model.md). This init only changes
+        where training starts; the architecture and the port's weight layout are unchanged.
         """
         convs = [m for m in self if isinstance(m, nn.Conv2d)]
         with torch.no_grad():
