@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["AdainError", "CheckpointError", "ImageError", "ImageTooSmallError", "OutputError", "WeightsError"]
+__all__ = [
+    "AdainError",
+    "CheckpointError",
+    "ImageError",
+    "ImageTooSmallError",
+    "LayerNormaliserError",
+    "OutputError",
+    "WeightsError",
+]
 
 
 class AdainError(Exception):
@@ -28,3 +36,8 @@ class CheckpointError(AdainError, ValueError):
 class OutputError(AdainError):
     """Outputs cannot be written as asked: the output folder is a file or read-only, or two results (or an
     existing file) would share one path."""
+
+
+class LayerNormaliserError(AdainError, ValueError):
+    """A style layer's normaliser (its loss at the starting decoder) is not positive and finite, so the
+    layer's term cannot be divided by it."""

@@ -41,6 +41,7 @@ from adain.devices import PRECISION_CHOICES
 from adain.distributed import process_group
 from adain.errors import AdainError
 from adain.train import CHECKPOINT_NAME, RUN_FIELDS, TrainConfig, Trainer, load_checkpoint
+from adain.train.config import LAYER_NORMALISATIONS
 
 __all__ = ["HELP", "add_arguments", "config_from_args", "run", "style_loss_spec"]
 
@@ -171,6 +172,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         f"({d.layer_weighting})",
     )
     model.add_argument(
+        "--layer-normalisation",
+        choices=LAYER_NORMALISATIONS,
+        help="initial: divide each style layer's term by its value at the starting decoder on the first "
+        "batch (stored in the checkpoint), equal layer weights: every loss gives every layer the same share "
+        f"({d.layer_normalisation})",
+    )
+    model.add_argument(
         "--style-positions",
         type=_positive_int,
         metavar="N",
@@ -256,6 +264,7 @@ def _typed_fields(args: argparse.Namespace) -> dict[str, Any]:
         "pixel_weight": args.pixel_weight,
         "layers": layers,
         "layer_weighting": args.layer_weighting,
+        "layer_normalisation": args.layer_normalisation,
         "style_positions": args.style_positions,
         "batch_size": args.batch_size,
         "lr": args.lr,

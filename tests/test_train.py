@@ -181,14 +181,15 @@ def test_init_decoder_and_cpu_options(data, tmp_path, capsys) -> None:
 # ---- exact resume --------------------------------------------------------------------------------------
 
 
-def test_resume_after_sigkill_is_exact(data, tmp_path) -> None:
+@pytest.mark.parametrize("extra", [[], ["--layer-normalisation", "initial"]], ids=["plain", "normalised"])
+def test_resume_after_sigkill_is_exact(data, tmp_path, extra) -> None:
     killed = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
     cmd = [
         sys.executable,
         "-m",
         "adain",
-        *_args(data, killed, *RANDOM, "--iterations", "60", "--checkpoint-every", "2"),
+        *_args(data, killed, *RANDOM, *extra, "--iterations", "60", "--checkpoint-every", "2"),
     ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -207,9 +208,12 @@ def test_resume_after_sigkill_is_exact(data, tmp_path) -> None:
     assert main(_args(data, killed, *RANDOM, "--resume", "--iterations", str(n))) == 0
 
     straight = tmp_path / "straight"
-    assert main(_args(data, straight, *RANDOM, "--iterations", str(n), "--checkpoint-every", "2")) == 0
+    straight_args = [*RANDOM, *extra, "--iterations", str(n), "--checkpoint-every", "2"]
+    assert main(_args(data, straight, *straight_args)) == 0
     a, b = load_checkpoint(killed / "checkpoint.pth"), load_checkpoint(straight / "checkpoint.pth")
     assert a["iteration"] == b["iteration"] == n
+    assert a["normalisers"] == b["normalisers"]  # reused from the checkpoint, not redrawn on resume
+    assert (a["normalisers"] is None) == (not extra)
     assert a["decoder"].keys() == b["decoder"].keys()
     assert all(torch.equal(a["decoder"][key], b["decoder"][key]) for key in a["decoder"])
     sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
@@ -218,6 +222,68 @@ def test_resume_after_sigkill_is_exact(data, tmp_path) -> None:
     ra, rb = read_log(killed / "log.csv"), read_log(straight / "log.csv")
     assert [r["iteration"] for r in ra] == list(range(1, n + 1))  # rows after the checkpoint dropped
     assert [r["total"] for r in ra] == [r["total"] for r in rb]
+
+
+@pytest.mark.parametrize("loss", [["--style-loss", "meanstd"], ["--style-loss", "gram"]])
+def test_initial_layer_normalisation_starts_every_layer_at_one(data, tmp_path, loss) -> None:
+    """Each layer's term divided by its value at the starting decoder on the first batch: the style term of
+    iteration 1 is the number of layers (equal weights) for every loss; the normalisers are those values."""
+    out, layers = tmp_path / "run", ["s4", "s8", "s16"]
+    args = [*RANDOM, *loss, "--layers", ",".join(layers), "--style-weight", "3"]
+    assert main(_args(data, out, *args, "--layer-normalisation", "initial", "--iterations", "1")) == 0
+    row = read_log(out / "log.csv")[0]
+    assert row["style"] == pytest.approx(len(layers), rel=1e-5)
+    assert row["total"] == pytest.approx(row["content"] + 3 * len(layers), rel=1e-5)
+    ckpt = load_checkpoint(out / "checkpoint.pth")
+    normalisers = ckpt["normalisers"]
+    assert list(normalisers) == layers and all(v > 0 for v in normalisers.values())
+    model_config = read_model_file(out / "decoder_final.pth").config
+    assert model_config["style_layer_weights"] == dict.fromkeys(layers, 1.0)  # equal, also for meanstd
+    assert model_config["style_layer_normalisers"] == normalisers
+    # the normalisers are the unnormalised, equally weighted terms of the same decoder on the same batch
+    config = TrainConfig.from_dict(ckpt["config"]).replace(
+        layer_normalisation="none", layer_weighting="ones", output=str(tmp_path / "x")
+    )
+    _, plain = Trainer(config, log=lambda msg: None).next_batch_losses()
+    assert plain == pytest.approx(sum(normalisers.values()), rel=1e-5)
+    assert plain != pytest.approx(len(layers), rel=1e-2)  # so the check above is not trivially met
+
+
+def test_bad_layer_normalisers_are_errors_naming_the_layer(data, tmp_path, capsys, monkeypatch) -> None:
+    with pytest.raises(adain.train.LayerNormaliserError, match=r"'s8'.*positive and finite"):
+        adain.train.check_normalisers({"s4": 1.0, "s8": 0.0}, ["s4", "s8"], "test")
+    with pytest.raises(adain.train.LayerNormaliserError, match="'s4'"):
+        adain.train.check_normalisers({"s4": float("nan"), "s8": 1.0}, ["s4", "s8"], "test")
+    with pytest.raises(adain.train.LayerNormaliserError, match="style layers"):
+        adain.train.check_normalisers({"s4": 1.0}, ["s4", "s8"], "test")
+    args = [*RANDOM, "--layers", "s4,s8", "--layer-normalisation", "initial"]
+    assert main(_args(data, tmp_path / "r", *args, "--reconstruction", "--iterations", "1")) == 2
+    assert "layer_normalisation" in capsys.readouterr().err
+    # a zero term at the starting decoder (the generated features already match the style there)
+    real_terms = mmd.objective.StyleObjective.style_terms
+
+    def zero_at_s8(self, generated, style, normalisers=None):
+        terms = real_terms(self, generated, style, normalisers)
+        return {**terms, "s8": terms["s8"] * 0}
+
+    monkeypatch.setattr(mmd.objective.StyleObjective, "style_terms", zero_at_s8)
+    assert main(_args(data, tmp_path / "z", *args, "--iterations", "1")) == 1
+    err = capsys.readouterr().err
+    assert "first training batch" in err and "'s8'" in err and "positive" in err
+    monkeypatch.undo()
+    # a checkpoint whose normaliser was zeroed, or lost, is refused on resume, naming file and layer
+    out = tmp_path / "run"
+    assert main(_args(data, out, *args, "--iterations", "1")) == 0
+    state = torch.load(out / "checkpoint.pth", weights_only=True)
+    state["training"]["normalisers"]["s8"] = 0.0
+    torch.save(state, out / "checkpoint.pth")
+    assert main(["train", "--output", str(out), "--resume", "--iterations", "2"]) == 1
+    err = capsys.readouterr().err
+    assert str(out / "checkpoint.pth") in err and "'s8'" in err
+    state["training"]["normalisers"] = None
+    torch.save(state, out / "checkpoint.pth")
+    assert main(["train", "--output", str(out), "--resume", "--iterations", "2"]) == 1
+    assert "holds no layer normalisers" in capsys.readouterr().err
 
 
 def test_resume_refuses_other_training_settings(data, tmp_path, capsys) -> None:

@@ -13,6 +13,13 @@ With ``reconstruction`` (the warm start of a staged schedule) the decoder learns
 ``t = E(c)``, and ``pixel_weight · mean (g − c)²`` replaces the style term (the log's ``style`` column then
 holds that pixel MSE).
 
+With ``layer_normalisation="initial"`` each layer's term is divided by ``ref_l``, its batch-mean value at
+the starting decoder on the run's first batch (no gradient; equal weights under ``layer_weighting="auto"``)::
+
+    L_s = mean_b Σ_l w_l · loss(E_l(g), E_l(s)) / ref_l       (= Σ_l w_l at iteration 1)
+
+``ref_l`` is stored in the checkpoint (``training["normalisers"]``) and reused on resume.
+
 Adam with ``lr_i = lr / (1 + lr_decay · i)`` at iteration ``i`` (the original recipe).
 
 Where things are:
@@ -57,7 +64,7 @@ iteration the ranks all-reduce their losses together with a signal flag, so a no
 on any rank stops all ranks at the same iteration. Only rank 0 writes files (followed by a barrier).
 """
 
-from adain.errors import CheckpointError
+from adain.errors import CheckpointError, LayerNormaliserError
 
 from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, TrainingWriteError, load_checkpoint
 from .config import RUN_FIELDS, TrainConfig
@@ -67,6 +74,7 @@ from .loop import (
     NonFiniteLossError,
     Trainer,
     TrainResult,
+    check_normalisers,
     default_style_layers,
     learning_rate,
     style_layer_weights,
@@ -82,11 +90,13 @@ __all__ = [
     "LOG_COLUMNS",
     "RUN_FIELDS",
     "CheckpointError",
+    "LayerNormaliserError",
     "NonFiniteLossError",
     "TrainConfig",
     "TrainResult",
     "Trainer",
     "TrainingWriteError",
+    "check_normalisers",
     "default_style_layers",
     "learning_rate",
     "load_checkpoint",

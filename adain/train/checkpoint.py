@@ -13,6 +13,7 @@ A checkpoint (format version 2) is a model file (:mod:`adain.modelfile`: ``forma
         "data": {"content": sampler state, "style": sampler state},
         "dataset": {"content": fingerprint, "style": fingerprint},   # see adain.train.fingerprint
         "rng": {...},
+        "normalisers": {layer: float} | None,   # layer_normalisation "initial": ref_l of the first batch
     }
 
 Version-1 checkpoints (the training state at the top level) are still read. :func:`load_checkpoint`

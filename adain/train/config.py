@@ -11,7 +11,7 @@ from typing import Any
 import mmd
 from adain.devices import PRECISION_CHOICES
 
-__all__ = ["RUN_FIELDS", "TrainConfig", "legacy_style_loss_spec"]
+__all__ = ["LAYER_NORMALISATIONS", "RUN_FIELDS", "TrainConfig", "legacy_style_loss_spec"]
 
 #: fields a resumed run may change (they do not change what is learnt from a given state; ``lr`` so that a
 #: diverged run can be resumed from its last good checkpoint with a smaller rate)
@@ -37,7 +37,17 @@ _INTS = (
     "num_samples",
 )
 _FLOATS = ("style_weight", "content_weight", "pixel_weight", "lr", "lr_decay")
-_STRS = ("content_dir", "style_dir", "output", "encoder", "layer_weighting", "device", "precision")
+_STRS = (
+    "content_dir",
+    "style_dir",
+    "output",
+    "encoder",
+    "layer_weighting",
+    "layer_normalisation",
+    "device",
+    "precision",
+)
+LAYER_NORMALISATIONS = ("none", "initial")
 _FLOAT32_MAX = 3.4028234663852886e38
 _LEGACY_LOSS_KEYS = ("kernel", "degree", "gamma", "c", "sigma", "median_scales")
 
@@ -51,10 +61,15 @@ class TrainConfig:
     ``layers=None`` means the encoder's taps up to and including its ``adain_layer``. ``layer_weighting``:
     ``"channels"`` weighs each style layer by ``1/N_l``, ``"ones"`` by 1, ``"auto"`` is ``"channels"`` for
     ``meanstd`` (the public port's MSE of means and stds, the paper's recipe) and ``"ones"`` otherwise (Gram
-    and MMD are already scaled by ``1/(4N²)``). ``style_positions``: the style losses see that many random
-    positions per layer, redrawn each iteration from ``(seed, iteration)``. ``pretrained=False`` gives a
-    random encoder (tests and benchmarks only). ``style_augment`` draws style crops through
-    :class:`adain.augment.StyleAugment` (crops at several scales, hue and saturation changes);
+    and MMD are already scaled by ``1/(4N²)``). ``layer_normalisation="initial"`` divides each style layer's
+    term by its value ``ref_l`` at the starting decoder (after init or ``init_decoder``) on the run's first
+    batch, computed once without gradient, stored in the checkpoint and reused on resume; with it ``"auto"``
+    weighting means equal weights, so every loss gives every layer the same share at the start and the style
+    term starts at ``Σ_l w_l`` (the number of layers): one layer-weighting convention for every loss (the
+    decoder ablation's). ``"none"`` (default) is the paper's recipe. ``style_positions``: the style losses
+    see that many random positions per layer, redrawn each iteration from ``(seed, iteration)``.
+    ``pretrained=False`` gives a random encoder (tests and benchmarks only). ``style_augment`` draws style
+    crops through :class:`adain.augment.StyleAugment` (crops at several scales, hue and saturation changes);
     ``cache_images`` keeps decoded, resized images in memory; ``channels_last`` runs the networks in that
     memory format (faster convolutions on the CPU); ``init_decoder`` starts the decoder from a model file
     or a training checkpoint (a warm start: the next stage of a staged schedule). ``reconstruction`` trains
@@ -74,6 +89,7 @@ class TrainConfig:
     content_weight: float = 1.0
     layers: tuple[str, ...] | None = None
     layer_weighting: str = "auto"
+    layer_normalisation: str = "none"
     style_positions: int | None = None
     batch_size: int = 8
     lr: float = 1e-4
@@ -114,6 +130,16 @@ class TrainConfig:
             raise ValueError("workers and num_samples must be ≥ 0")
         if self.layer_weighting not in ("auto", "channels", "ones"):
             raise ValueError(f"layer_weighting must be auto, channels or ones; got {self.layer_weighting!r}")
+        if self.layer_normalisation not in LAYER_NORMALISATIONS:
+            raise ValueError(
+                f"layer_normalisation must be {' or '.join(LAYER_NORMALISATIONS)}; got "
+                f"{self.layer_normalisation!r}"
+            )
+        if self.layer_normalisation != "none" and (self.reconstruction or self.layer_weighting == "channels"):
+            raise ValueError(
+                f"layer_normalisation {self.layer_normalisation!r} gives every style layer an equal share; "
+                "it needs a style term (not reconstruction) and layer_weighting auto or ones (not channels)"
+            )
         if self.precision not in PRECISION_CHOICES:
             raise ValueError(
                 f"precision must be one of {', '.join(PRECISION_CHOICES)}; got {self.precision!r}"

@@ -27,7 +27,7 @@ from adain.decoders import Decoder, build_decoder
 from adain.devices import resolve_device, resolve_precision
 from adain.distributed import Distributed
 from adain.encoders import DEFAULT_WEIGHTS, FeatureEncoder, build_encoder
-from adain.errors import AdainError, CheckpointError
+from adain.errors import AdainError, CheckpointError, LayerNormaliserError
 from adain.model import autocast_context
 from adain.modelfile import save_model_file
 from adain.ops import adaptive_instance_norm
@@ -50,6 +50,7 @@ __all__ = [
     "NonFiniteLossError",
     "TrainResult",
     "Trainer",
+    "check_normalisers",
     "default_style_layers",
     "learning_rate",
     "style_layer_weights",
@@ -87,7 +88,8 @@ def style_layer_weights(
     """Weight of each style layer under ``config.layer_weighting`` (see :class:`TrainConfig`)."""
     mode = config.layer_weighting
     if mode == "auto":
-        mode = "channels" if config.style_loss.name == "meanstd" else "ones"
+        paper = config.style_loss.name == "meanstd" and config.layer_normalisation == "none"
+        mode = "channels" if paper else "ones"
     return {k: (1.0 / encoder.channels[k] if mode == "channels" else 1.0) for k in layers}
 
 
@@ -100,6 +102,33 @@ def style_objective(
         style_layer_weights(config, encoder, layers),
         content_layer=encoder.adain_layer,
     )
+
+
+def check_normalisers(values: Mapping[str, float], layers: Sequence[str], source: str) -> dict[str, float]:
+    """The per-layer normalisers as floats, checked: one per style layer, each positive and finite.
+
+    Raises:
+        LayerNormaliserError: a missing, extra, non-positive or non-finite value (naming the layer and
+            ``source``, e.g. the checkpoint or "the first batch").
+    """
+    if not isinstance(values, Mapping) or sorted(values) != sorted(layers):
+        have = sorted(values) if isinstance(values, Mapping) else repr(values)
+        raise LayerNormaliserError(
+            f"{source}: layer normalisers for {have}, but the style layers are {list(layers)}"
+        )
+    out = {}
+    for layer in layers:
+        value = values[layer]
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+        if not (0 < number < math.inf):
+            raise LayerNormaliserError(
+                f"{source}: style layer {layer!r} has normaliser {value!r} (its loss at the starting "
+                "decoder); it must be positive and finite to divide by. The starting decoder already "
+                "matches the style there, or the loss overflowed: use layer_normalisation 'none' or leave "
+                "the layer out"
+            )
+        out[layer] = number
+    return out
 
 
 def learning_rate(lr: float, lr_decay: float, iteration: int) -> float:
@@ -235,6 +264,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16_cuda)
         self.iteration = 0
         self.consumed = 0  # samples drawn from each stream (per rank)
+        # layer → ref_l under layer_normalisation "initial": set on the run's first batch or by a resume
+        self.normalisers: dict[str, float] | None = None
 
     def _build_encoder(self) -> FeatureEncoder:
         c = self.config
@@ -274,8 +305,28 @@ class Trainer:
             count = self.config.style_positions
             gen = {k: mmd.random_positions(v, count, rng) for k, v in gen.items()}
             sty = {k: mmd.random_positions(v, count, rng) for k, v in sty.items()}
-        loss_s = self.objective.with_targets(sty).style(gen, sty).mean()  # parameters fixed from the style
-        return loss_c, loss_s
+        objective = self.objective.with_targets(sty)  # loss parameters fixed from the style
+        if self.config.layer_normalisation == "none":
+            return loss_c, objective.style(gen, sty).mean()
+        terms = objective.style_terms(gen, sty)
+        if self.normalisers is None:
+            self.normalisers = self.initial_normalisers(terms)
+        normalised = {k: v / self.normalisers[k] for k, v in terms.items()}
+        return loss_c, objective.weighted(normalised).mean()
+
+    def initial_normalisers(self, terms: Mapping[str, Tensor]) -> dict[str, float]:
+        """``ref_l``: each layer's batch-mean term ``{layer: [B]}`` at the starting decoder on the run's
+        first batch (averaged over the ranks under DDP), without gradient.
+
+        Raises:
+            LayerNormaliserError: a value that is not positive and finite (naming the layer).
+        """
+        values = torch.stack([terms[k].detach().float().mean() for k in self.layers])
+        if self.dist.enabled:
+            self.dist.all_reduce(values, "sum")
+            values = values / self.dist.world_size
+        found = dict(zip(self.layers, values.cpu().tolist(), strict=True))
+        return check_normalisers(found, self.layers, "the first training batch")
 
     def reconstruction_losses(self, content: Tensor) -> tuple[Tensor, Tensor]:
         """``(L_c, L_pixel)`` of the reconstruction warm start: ``t = E(c)``, ``L_c = mean (E(D(t)) − t)²``,
@@ -315,6 +366,7 @@ class Trainer:
             "trained_iterations": self.iteration,
             "precision_used": self.precision,
             "style_layer_weights": self.layer_weights,
+            "style_layer_normalisers": self.normalisers,
         }
 
     def training_state(self) -> dict[str, Any]:
@@ -342,6 +394,8 @@ class Trainer:
             # No stateful generator is used: every draw is seeded from (seed, stream, sample), so the
             # samplers' positions above are the complete random state (see adain.data).
             "rng": {"scheme": "derive_seed(seed, stream, epoch, slot)", "seed": c.seed},
+            # layer_normalisation "initial": the ref_l of the first batch (None before it, or "none")
+            "normalisers": self.normalisers,
         }
 
     def load_state(self, state: Mapping[str, Any], source: str = "checkpoint") -> None:
@@ -378,6 +432,19 @@ class Trainer:
                         "sizes differ); resume with the same data, or start a new run"
                     )
         self.consumed = int(state["data"]["content"]["consumed"])
+        self.normalisers = None
+        saved_normalisers = state.get("normalisers")
+        if self.config.layer_normalisation != "none" and (saved_normalisers is not None or self.iteration):
+            if saved_normalisers is None:
+                raise CheckpointError(
+                    f"{source} is at iteration {self.iteration} of a run with layer_normalisation "
+                    f"{self.config.layer_normalisation!r} but holds no layer normalisers; it cannot be "
+                    "resumed"
+                )
+            try:
+                self.normalisers = check_normalisers(saved_normalisers, self.layers, source)
+            except LayerNormaliserError as e:
+                raise CheckpointError(str(e)) from None
         for group in self.optimizer.param_groups:  # a resumed run may change lr (RUN_FIELDS)
             group["lr"] = learning_rate(self.config.lr, self.config.lr_decay, self.iteration)
 
