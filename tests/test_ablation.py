@@ -13,7 +13,7 @@ import torch
 
 import mmd
 from adain.modelfile import read_model_file
-from adain.train import TrainConfig, Trainer, load_checkpoint
+from adain.train import TrainConfig, Trainer, load_checkpoint, read_log
 from experiments import decoder_ablation
 from experiments.runs import ConfigError
 
@@ -33,27 +33,39 @@ def data(tmp_path: Path, write_random_images) -> Path:
     return tmp_path / "data"
 
 
-def _config(tmp_path: Path, iterations: int = 2) -> Path:
+@pytest.fixture
+def warm_start(tmp_path: Path) -> Path:
+    """A model file with a seeded MobileNetV2 decoder: the warm start every run begins from."""
+    from adain.decoders import build_decoder
+    from adain.modelfile import save_model_file
+
+    torch.manual_seed(7)
+    return save_model_file(tmp_path / "warm.pth", build_decoder("mobilenet_v2"), encoder_name="mobilenet_v2")
+
+
+def _config(tmp_path: Path, warm_start: Path | None, iterations: int = 1, methods: str = "") -> Path:
     path = tmp_path / "ablation.toml"
+    init = "" if warm_start is None else f'init_decoder = "{warm_start}"'
     path.write_text(
-        f"""seed = 3
+        f"""seeds = [3, 4]
 output = "{tmp_path / "out"}"
 reference = "meanstd"
 [train]
 content_dir = "unused"
 style_dir = "unused"
+{init}
+layer_normalisation = "initial"
+style_positions = 16
+layers = ["s4", "s8", "s16"]
 style_weight = 10.0
 iterations = {iterations}
 checkpoint_every = 1
 {chr(10).join(f"{k} = {json.dumps(v)}" for k, v in TINY.items())}
 [methods.meanstd]
 style_loss = {{ name = "meanstd" }}
-[methods.gram]
-style_loss = {{ name = "gram" }}
 [methods.mmd_gaussian]
 style_loss = {{ name = "mmd", kernel = {{ name = "gaussian" }} }}
-style_positions = 16
-"""
+{methods}"""
     )
     return path
 
@@ -101,48 +113,143 @@ def test_next_batch_losses_changes_no_state(data, tmp_path) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.slow
-def test_ablation_calibrates_trains_every_method_and_resumes(data, tmp_path) -> None:
-    config_path = _config(tmp_path)
+def test_ablation_trains_every_method_and_seed_from_one_start(data, tmp_path, warm_start) -> None:
+    config_path = _config(tmp_path, warm_start)
     assert decoder_ablation.main(["--config", str(config_path), "--data", str(data)]) == 0
     out = tmp_path / "out"
     calibration = json.loads((out / "calibration.json").read_text())
-    initial = calibration["initial_style_loss"]
-    assert calibration["style_weight"]["meanstd"] == pytest.approx(10.0)
-    for name in ("gram", "mmd_gaussian"):  # same style term at the start as the reference's
-        weight = calibration["style_weight"][name]
-        assert weight * initial[name] == pytest.approx(10.0 * initial["meanstd"], rel=1e-9)
-    for name in ("meanstd", "gram", "mmd_gaussian"):
-        checkpoint = load_checkpoint(out / name / "checkpoint.pth")
-        assert checkpoint["iteration"] == 2
-        assert checkpoint["config"]["style_weight"] == pytest.approx(calibration["style_weight"][name])
-        assert checkpoint["config"]["seed"] == 3
-        assert read_model_file(out / name / "decoder_final.pth").encoder_name == "mobilenet_v2"
-    assert load_checkpoint(out / "mmd_gaussian" / "checkpoint.pth")["config"]["style_positions"] == 16
+    # one style weight: the paper weighting's initial style term of the reference, per layer, times 10
+    config = decoder_ablation.load_config(config_path, data=data)
+    paper = config.methods["meanstd"].replace(layer_normalisation="none", layer_weighting="auto")
+    _, reference = Trainer(paper, log=lambda msg: None).next_batch_losses()
+    assert calibration["style_weight"] == pytest.approx(10.0 * reference / 3, rel=1e-6)
+    start = read_model_file(warm_start).decoder_state
+    for method in ("meanstd", "mmd_gaussian"):
+        for seed in (3, 4):
+            run = out / method / f"seed{seed}"
+            checkpoint = load_checkpoint(run / "checkpoint.pth")
+            saved = checkpoint["config"]
+            assert checkpoint["iteration"] == 1 and saved["seed"] == seed
+            assert saved["style_weight"] == pytest.approx(calibration["style_weight"])
+            assert saved["init_decoder"] == str(warm_start) and saved["style_positions"] == 16
+            assert saved["layer_normalisation"] == "initial" and sorted(checkpoint["normalisers"]) == [
+                "s16", "s4", "s8",
+            ]  # fmt: skip
+            # every layer starts with the same share: the style term of iteration 1 is the number of layers
+            assert read_log(run / "log.csv")[0]["style"] == pytest.approx(3.0, rel=1e-5)
+            # and every run began at the warm start (the normaliser is the start's loss on the first batch)
+            fresh = TrainConfig.from_dict(saved).replace(
+                output=str(tmp_path / "probe"), layer_normalisation="none", layer_weighting="ones"
+            )
+            probe = Trainer(fresh, log=lambda msg: None)
+            assert all(torch.equal(probe.decoder.state_dict()[k], v) for k, v in start.items())
+            _, plain = probe.next_batch_losses()
+            assert plain == pytest.approx(sum(checkpoint["normalisers"].values()), rel=1e-5)
+    seeds = [load_checkpoint(out / "meanstd" / f"seed{k}" / "checkpoint.pth")["normalisers"] for k in (3, 4)]
+    assert seeds[0] != seeds[1]  # each seed's own first batch
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["calibration"] == calibration and manifest["seed"] == 3
-    assert set(manifest["seconds"]) == {"meanstd", "gram", "mmd_gaussian"}
+    assert manifest["calibration"] == calibration and manifest["seeds"] == [3, 4]
+    assert set(manifest["seconds"]) == {f"{m}/seed{k}" for m in ("meanstd", "mmd_gaussian") for k in (3, 4)}
 
-    # a longer schedule continues the runs from their checkpoints (the calibration is reused)
-    longer = _config(tmp_path, iterations=3)
-    args = ["--config", str(longer), "--data", str(data), "--only", "gram"]
+    # a longer schedule continues one run from its checkpoint (the calibration is reused)
+    longer = _config(tmp_path, warm_start, iterations=2)
+    args = ["--config", str(longer), "--data", str(data), "--only", "mmd_gaussian", "--seeds", "4"]
     assert decoder_ablation.main(args) == 0
-    assert load_checkpoint(out / "gram" / "checkpoint.pth")["iteration"] == 3
-    assert load_checkpoint(out / "meanstd" / "checkpoint.pth")["iteration"] == 2
+    assert load_checkpoint(out / "mmd_gaussian" / "seed4" / "checkpoint.pth")["iteration"] == 2
+    assert load_checkpoint(out / "mmd_gaussian" / "seed3" / "checkpoint.pth")["iteration"] == 1
     assert json.loads((out / "calibration.json").read_text()) == calibration
 
 
-def test_ablation_config_errors_name_file_and_key(data, tmp_path, capsys) -> None:
-    path = _config(tmp_path)
+def test_ablation_needs_its_warm_start_decoder(data, tmp_path, capsys) -> None:
+    assert decoder_ablation.main(["--config", str(_config(tmp_path, None)), "--data", str(data)]) == 2
+    assert "train.init_decoder" in capsys.readouterr().err
+    gone = tmp_path / "recon" / "checkpoint.pth"
+    path = _config(tmp_path, gone)
+    with pytest.raises(ConfigError, match=rf"{path}.*{gone} does not exist.*default_model train --stage"):
+        decoder_ablation.load_config(path, data=data)
+
+
+def test_ablation_config_errors_name_file_and_key(data, tmp_path, warm_start, capsys) -> None:
+    path = _config(tmp_path, warm_start)
     path.write_text(path.read_text().replace("style_weight = 10.0", "style_wieght = 10.0"))
     assert decoder_ablation.main(["--config", str(path), "--data", str(data)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "style_wieght" in err
-    path = _config(tmp_path)
+    path = _config(tmp_path, warm_start)
     path.write_text(path.read_text().replace('reference = "meanstd"', 'reference = "nope"'))
     with pytest.raises(ConfigError, match="reference"):
-        decoder_ablation.load_config(path)
-    with pytest.raises(ConfigError, match=r"experiments\.training_data"):  # no data set: say how to make one
-        decoder_ablation.load_config(_config(tmp_path))
+        decoder_ablation.load_config(path, data=data)
+    with pytest.raises(ConfigError, match=r"default_model prepare"):  # no data set: say how to make one
+        decoder_ablation.load_config(_config(tmp_path, warm_start))
+    # the same positions (and everything but the loss) for every method
+    per_method = _config(tmp_path, warm_start, methods="style_positions = 8\n")
+    with pytest.raises(ConfigError, match=r"methods\.mmd_gaussian.*style_positions"):
+        decoder_ablation.load_config(per_method, data=data)
+    path = _config(tmp_path, warm_start)
+    path.write_text(
+        path.read_text().replace('layer_normalisation = "initial"', 'layer_normalisation = "none"')
+    )
+    with pytest.raises(ConfigError, match="layer_normalisation"):
+        decoder_ablation.load_config(path, data=data)
+    path = _config(tmp_path, warm_start)
+    path.write_text(path.read_text().replace("seeds = [3, 4]", "seeds = [3, 3]"))
+    with pytest.raises(ConfigError, match="seeds"):
+        decoder_ablation.load_config(path, data=data)
+    config = decoder_ablation.load_config(_config(tmp_path, warm_start), data=data)
     with pytest.raises(ConfigError, match="no method"):
-        decoder_ablation.train(decoder_ablation.load_config(_config(tmp_path), data=data), only=["nope"])
+        decoder_ablation.train(config, only=["nope"])
+    with pytest.raises(ConfigError, match="seed"):
+        decoder_ablation.train(config, seeds=[5])
+    assert (
+        decoder_ablation.main(
+            ["--config", str(_config(tmp_path, warm_start)), "--data", str(data), "--evaluate"]
+        )
+        == 2
+    )
+    assert "decoder_final.pth" in capsys.readouterr().err  # nothing trained yet
+
+
+@pytest.mark.slow
+def test_ablation_evaluates_every_run_on_held_out_pairs(
+    data, tmp_path, warm_start, shared_dir, mobilenet_weights
+):
+    held = tmp_path / "held"
+    for name in ("content", "style"):
+        (held / name).mkdir(parents=True)
+        for k, image in enumerate(sorted((data / name).iterdir())[:2]):
+            (held / name / f"{name}{k}.png").write_bytes(image.read_bytes())
+    evaluate = f"""[evaluate]
+content_dir = "{held / "content"}"
+style_dir = "{held / "style"}"
+content_size = 64
+style_size = 64
+scorer = "{shared_dir / "tools" / "score_stylization.py"}"
+bootstrap_resamples = 200
+"""
+    path = _config(tmp_path, warm_start)
+    path.write_text(path.read_text() + evaluate)
+    args = ["--config", str(path), "--data", str(data)]
+    assert decoder_ablation.main(args) == 0
+    assert decoder_ablation.main([*args, "--evaluate"]) == 0
+    heldout = tmp_path / "out" / "heldout"
+    for method in ("meanstd", "mmd_gaussian"):
+        for seed in (3, 4):
+            rows = (heldout / method / f"seed{seed}" / "scores.csv").read_text().splitlines()
+            assert rows[0] == "content,style,style_ratio,content_ratio" and len(rows) == 1 + 4  # 2 × 2 pairs
+    summary = (heldout / "summary.csv").read_text().splitlines()
+    assert summary[0] == "method,metric,seeds,median,low,high,n" and len(summary) == 1 + 2 * 2
+    assert all(line.endswith(",8") and ",3 4," in line for line in summary[1:])  # seeds × pairs
+    for line in summary[1:]:
+        median, low, high = (float(v) for v in line.split(",")[3:6])
+        assert low <= median <= high
+    assert len((heldout / "by_seed.csv").read_text().splitlines()) == 1 + 4
+    # scores are reused while the model is the same, refused once it changed
+    assert decoder_ablation.main([*args, "--evaluate"]) == 0
+    longer = _config(tmp_path, warm_start, iterations=2)
+    longer.write_text(longer.read_text() + evaluate)
+    assert decoder_ablation.main(["--config", str(longer), "--data", str(data), "--only", "meanstd"]) == 0
+    assert decoder_ablation.main(["--config", str(longer), "--data", str(data), "--evaluate"]) == 1
+    assert (
+        decoder_ablation.main(["--config", str(longer), "--data", str(data), "--evaluate", "--overwrite"])
+        == 0
+    )
