@@ -27,7 +27,7 @@ so that the trade-off at the start is the paper recipe's: ``w = style_weight · 
 ``style_weight`` is ``[train]``'s (the paper's 10) and ``S_ref`` is the style term of the ``reference``
 method under the paper's weighting (no normalisation, ``layer_weighting = "auto"``) at the warm-start
 decoder on the first batch of the first seed. It is written to ``OUTPUT/calibration.json`` once and reused
-by every later (or parallel) call.
+by every later (or parallel) call, which refuse it if the warm-start file has changed since (sha256).
 
 **Held-out evaluation** (``--evaluate``): every finished run's ``decoder_final.pth`` stylizes each held-out
 content × held-out style of ``[evaluate]`` (the default model's report pairs) and is scored by
@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import sys
 import time
@@ -190,6 +191,14 @@ def load_config(path: Path, output: Path | None = None, data: Path | None = None
     return AblationConfig(path, path.read_text(), seeds, out, reference, style_weight, methods, evaluate)
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def calibrate(config: AblationConfig, log: Any = print) -> dict[str, Any]:
     """The one style weight of every run (see module doc); read from, or written to, ``calibration.json``.
 
@@ -197,9 +206,18 @@ def calibrate(config: AblationConfig, log: Any = print) -> dict[str, Any]:
         ValueError: the reference's initial style term is not positive and finite.
     """
     file = config.output / "calibration.json"
-    if file.exists():
-        return json.loads(file.read_text())
     normalised = config.methods[config.reference]
+    assert normalised.init_decoder is not None  # load_config requires it
+    start = _sha256(Path(normalised.init_decoder))
+    if file.exists():
+        saved = json.loads(file.read_text())
+        if saved.get("init_decoder_sha256") != start:
+            raise ConfigError(
+                f"{file} was calibrated at another warm-start decoder than {normalised.init_decoder} (its "
+                "sha256 differs: trained further since?); choose another --output, or delete the ablation "
+                "folder to start over"
+            )
+        return saved
     paper = normalised.replace(layer_normalisation="none", layer_weighting="auto")
     trainer = Trainer(paper, log=lambda msg: None)
     loss_c, loss_s = trainer.next_batch_losses()
@@ -219,6 +237,7 @@ def calibrate(config: AblationConfig, log: Any = print) -> dict[str, Any]:
         "style_layers": list(trainer.layers),
         "seed": config.seeds[0],
         "init_decoder": normalised.init_decoder,
+        "init_decoder_sha256": start,
         "style_weight": weight,
     }
     config.output.mkdir(parents=True, exist_ok=True)

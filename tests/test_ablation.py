@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import mmd
-from adain.modelfile import read_model_file
+from adain.decoders import build_decoder
+from adain.modelfile import read_model_file, save_model_file
 from adain.train import TrainConfig, Trainer, load_checkpoint, read_log
 from experiments import decoder_ablation
 from experiments.runs import ConfigError
@@ -36,9 +37,6 @@ def data(tmp_path: Path, write_random_images) -> Path:
 @pytest.fixture
 def warm_start(tmp_path: Path) -> Path:
     """A model file with a seeded MobileNetV2 decoder: the warm start every run begins from."""
-    from adain.decoders import build_decoder
-    from adain.modelfile import save_model_file
-
     torch.manual_seed(7)
     return save_model_file(tmp_path / "warm.pth", build_decoder("mobilenet_v2"), encoder_name="mobilenet_v2")
 
@@ -113,7 +111,7 @@ def test_next_batch_losses_changes_no_state(data, tmp_path) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_ablation_trains_every_method_and_seed_from_one_start(data, tmp_path, warm_start) -> None:
+def test_ablation_trains_every_method_and_seed_from_one_start(data, tmp_path, warm_start, capsys) -> None:
     config_path = _config(tmp_path, warm_start)
     assert decoder_ablation.main(["--config", str(config_path), "--data", str(data)]) == 0
     out = tmp_path / "out"
@@ -158,6 +156,11 @@ def test_ablation_trains_every_method_and_seed_from_one_start(data, tmp_path, wa
     assert load_checkpoint(out / "mmd_gaussian" / "seed4" / "checkpoint.pth")["iteration"] == 2
     assert load_checkpoint(out / "mmd_gaussian" / "seed3" / "checkpoint.pth")["iteration"] == 1
     assert json.loads((out / "calibration.json").read_text()) == calibration
+    # the warm start changed (e.g. trained further): the calibration no longer describes the runs
+    torch.manual_seed(8)
+    save_model_file(warm_start, build_decoder("mobilenet_v2"), encoder_name="mobilenet_v2")
+    assert decoder_ablation.main(["--config", str(longer), "--data", str(data)]) == 2
+    assert "another warm-start decoder" in capsys.readouterr().err
 
 
 def test_ablation_needs_its_warm_start_decoder(data, tmp_path, capsys) -> None:
