@@ -89,8 +89,19 @@ def prepare(config: dict[str, Any]) -> Path:
     return work
 
 
+def _finished_model(folder: Path) -> Path:
+    from adain.train import FINAL_MODEL_NAME
+
+    return folder / FINAL_MODEL_NAME
+
+
 def train(config: dict[str, Any], stage_name: str | None, iterations: int | None) -> None:
-    """Run or resume one stage (the first unfinished one, or ``stage_name``)."""
+    """Run or resume one stage (the first unfinished one, or ``stage_name``).
+
+    A stage is finished when its checkpoint has reached the stage's iterations, or when it has only its
+    final model file (``decoder_final.pth``, what :func:`snapshot` keeps of a finished stage). The next
+    stage starts from the previous stage's checkpoint, or from that model file (``--init-decoder``).
+    """
     from adain.train import CHECKPOINT_NAME, load_checkpoint
 
     work = _resolve(config["data"]["work"])
@@ -103,18 +114,23 @@ def train(config: dict[str, Any], stage_name: str | None, iterations: int | None
             continue
         out = work / stage["name"]
         total = iterations or int(stage["iterations"])
-        checkpoint = out / CHECKPOINT_NAME
+        checkpoint, final = out / CHECKPOINT_NAME, _finished_model(out)
         snapshot = _resolve(config["data"]["snapshots"]) / stage["name"]
-        if not checkpoint.is_file() and (snapshot / CHECKPOINT_NAME).is_file():
-            out.mkdir(parents=True, exist_ok=True)
-            for name in (CHECKPOINT_NAME, "log.csv"):
-                if (snapshot / name).is_file():
+        if not checkpoint.is_file() and not final.is_file():
+            seeded = [
+                name for name in (CHECKPOINT_NAME, final.name, "log.csv") if (snapshot / name).is_file()
+            ]
+            if seeded and seeded != ["log.csv"]:
+                out.mkdir(parents=True, exist_ok=True)
+                for name in seeded:
                     shutil.copy2(snapshot / name, out / name)
-            print(f"seeded {out} from the snapshot {snapshot}")
+                print(f"seeded {out} from the snapshot {snapshot} ({', '.join(seeded)})")
         if checkpoint.is_file():
             if load_checkpoint(checkpoint)["iteration"] >= total and stage_name is None:
                 continue
             command = ["--resume", "--output", str(out), "--iterations", str(total)]
+        elif final.is_file() and stage_name is None:
+            continue  # a finished stage kept as its model file
         else:
             command = [
                 "--content-dir",
@@ -128,27 +144,41 @@ def train(config: dict[str, Any], stage_name: str | None, iterations: int | None
                 *stage["args"],
             ]
             if i > 0:
-                command += ["--init-decoder", str(work / stages[i - 1]["name"] / CHECKPOINT_NAME)]
+                previous = work / stages[i - 1]["name"]
+                start = previous / CHECKPOINT_NAME
+                if not start.is_file():
+                    start = _finished_model(previous)
+                command += ["--init-decoder", str(start)]
         print("adain train " + " ".join(command), flush=True)
         sys.exit(subprocess.call([sys.executable, "-m", "adain", "train", *command]))
     print("every stage has reached its iterations")
 
 
 def snapshot(config: dict[str, Any]) -> None:
-    """Copy every stage's checkpoint and log into the repository's snapshot folder."""
+    """Copy every stage's state and log into the repository's snapshot folder: a finished stage (its
+    checkpoint at the stage's iterations) as its final model file only (no optimiser state: a third of the
+    size), an unfinished one as its resumable checkpoint."""
     from adain.errors import CheckpointError
     from adain.torchfiles import atomic_torch_save, safe_torch_load
+    from adain.train import CHECKPOINT_NAME, load_checkpoint
 
     work, target = _resolve(config["data"]["work"]), _resolve(config["data"]["snapshots"])
     for stage in config["stage"]:
-        source = work / stage["name"]
-        if not (source / "checkpoint.pth").is_file():
+        source, folder = work / stage["name"], target / stage["name"]
+        checkpoint, final = source / CHECKPOINT_NAME, _finished_model(source)
+        if not checkpoint.is_file():
             continue
-        (target / stage["name"]).mkdir(parents=True, exist_ok=True)
-        state = safe_torch_load(source / "checkpoint.pth", "checkpoint", CheckpointError)
-        atomic_torch_save(state, target / stage["name"] / "checkpoint.pth")
-        shutil.copy2(source / "log.csv", target / stage["name"] / "log.csv")
-        print(f"{source} → {target / stage['name']}")
+        folder.mkdir(parents=True, exist_ok=True)
+        finished = load_checkpoint(checkpoint)["iteration"] >= int(stage["iterations"])
+        if finished and final.is_file():
+            keep, drop = final, folder / CHECKPOINT_NAME
+        else:
+            keep, drop = checkpoint, folder / final.name
+        state = safe_torch_load(keep, "checkpoint", CheckpointError)
+        atomic_torch_save(state, folder / keep.name)
+        drop.unlink(missing_ok=True)
+        shutil.copy2(source / "log.csv", folder / "log.csv")
+        print(f"{keep} → {folder / keep.name}")
 
 
 def report(config: dict[str, Any], model: Path, output: Path, *, overwrite: bool, command: str) -> None:

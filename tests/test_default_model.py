@@ -143,3 +143,51 @@ def test_report_end_to_end(tmp_path: Path, write_random_images, shared_dir: Path
     name = "img0_stylized_img0.png"
     assert (again / "gatys" / name).read_bytes() == (out / "gatys" / name).read_bytes()
     assert (again / "gatys_scores.csv").read_text() == (out / "gatys_scores.csv").read_text()
+
+
+@pytest.mark.slow
+def test_staged_training_snapshots_and_resumes_elsewhere(tmp_path: Path, write_random_images) -> None:
+    """``train`` runs the stages in order (the second from the first's decoder); ``snapshot`` keeps a finished
+    stage as its model file only and an unfinished one as its checkpoint; on a machine with an empty work
+    folder ``train`` seeds both from the snapshot, skips the finished stage and resumes the other."""
+    import shutil as sh
+
+    import torch
+
+    from adain.modelfile import read_model_file
+    from adain.train import load_checkpoint
+
+    tiny = ["--image-size", "40", "--crop-size", "32", "--batch-size", "2", "--encoder", "mobilenet_v2"]
+    tiny += ["--random-encoder", "--device", "cpu", "--no-progress", "--samples", "0"]
+    config = _config(tmp_path)
+    config["stage"] = [
+        {"name": "s1", "args": [*tiny, "--reconstruction"], "iterations": 1},
+        {"name": "s2", "args": tiny, "iterations": 3},
+    ]
+    work, snapshots = tmp_path / "work", tmp_path / "snapshots"
+    write_random_images(work / "content", 4, 0)
+    write_random_images(work / "style", 4, 1)
+
+    def run(stage: str | None = None, iterations: int | None = None) -> None:
+        with pytest.raises(SystemExit) as stop:
+            default_model.train(config, stage, iterations)
+        assert stop.value.code == 0
+
+    run()  # s1
+    run("s2", 1)  # s2 starts from s1's decoder, stops early
+    s1_decoder = read_model_file(work / "s1" / "decoder_final.pth").decoder_state
+    default_model.snapshot(config)
+    assert sorted(p.name for p in (snapshots / "s1").iterdir()) == ["decoder_final.pth", "log.csv"]
+    assert sorted(p.name for p in (snapshots / "s2").iterdir()) == ["checkpoint.pth", "log.csv"]
+    assert load_checkpoint(snapshots / "s2" / "checkpoint.pth")["config"]["init_decoder"].endswith(
+        "checkpoint.pth"
+    )
+
+    sh.rmtree(work / "s1")
+    sh.rmtree(work / "s2")
+    run()  # fresh machine: s1 is finished (model file), s2 resumes to its 3 iterations
+    assert load_checkpoint(work / "s2" / "checkpoint.pth")["iteration"] == 3
+    assert not (work / "s1" / "checkpoint.pth").exists()
+    seeded = read_model_file(work / "s1" / "decoder_final.pth").decoder_state
+    assert all(torch.equal(seeded[k], v) for k, v in s1_decoder.items())
+    default_model.train(config, None, None)  # every stage done: returns without training

@@ -176,6 +176,9 @@ def test_init_decoder_and_cpu_options(data, tmp_path, capsys) -> None:
     )
     assert main([*other, "--iterations", "1"]) != 0
     assert "not 'vgg19'" in capsys.readouterr().err
+    missing = _args(data, tmp_path / "m", *RANDOM, "--init-decoder", str(tmp_path / "gone.pth"))
+    assert main([*missing, "--iterations", "1"]) != 0
+    assert "gone.pth does not exist" in capsys.readouterr().err
 
 
 # ---- exact resume --------------------------------------------------------------------------------------

@@ -227,10 +227,15 @@ class Trainer:
         self.encoder = self._build_encoder().to(self.device)
         with _seeded_global_rng(config.seed):
             self.decoder: Decoder = build_decoder(config.encoder).to(self.device)
-        if config.init_decoder:
+        # The starting decoder of a fresh run. A resumed run replaces it with the checkpoint's, so the
+        # file is only needed then (a staged run resumed on another machine may lack the earlier stage).
+        self._missing_init_decoder: str | None = None
+        if config.init_decoder and Path(config.init_decoder).expanduser().exists():
             self.decoder.load_state_dict(
                 initial_decoder_state(config.init_decoder, self.decoder, config.encoder)
             )
+        elif config.init_decoder:
+            self._missing_init_decoder = config.init_decoder
         if config.channels_last:
             self.encoder.to(memory_format=torch.channels_last)
             self.decoder.to(memory_format=torch.channels_last)
@@ -611,6 +616,8 @@ class Trainer:
             raise FileExistsError(
                 f"{self.checkpoint_path} exists: continue it with --resume, or choose another --output"
             )
+        elif self._missing_init_decoder is not None:
+            raise CheckpointError(f"--init-decoder: model file {self._missing_init_decoder} does not exist")
         self.dist.barrier()  # every rank has checked the folder before rank 0 may write to it
         if (
             resume is not None
