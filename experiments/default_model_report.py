@@ -126,10 +126,9 @@ def _stylize(model: Path, contents: Path, styles: Path, out: Path, rep: Mapping[
         raise AdainError(f"adain stylize failed for {model}: {done.stderr.strip()[-2000:]}")
 
 
-def _gatys_key(pairs: list[tuple[Path, Path]], rep: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The settings that determine the Gatys outputs, and their sha256 (the cache folder's name)."""
+def _gatys_key(rep: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The settings that determine a pair's Gatys output, and their sha256 (the cache folder's name)."""
     settings = {
-        "pairs": [[str(c), str(s)] for c, s in pairs],
         **{k: rep[k] for k in ("content_size", "style_size", "gatys_iterations", "gatys_content_layer")},
         "gatys_style_layers": dict(rep["gatys_style_layers"]),
         "gatys_style_weight": float(rep["gatys_style_weight"]),
@@ -141,8 +140,8 @@ def _gatys(pairs: list[tuple[Path, Path]], out: Path, rep: Mapping[str, Any]) ->
     """Gatys optimisation of each (content, style) into ``out``; returns the seconds per pair.
 
     The outputs do not depend on the AdaIN model, so they are kept in ``rep["gatys_cache"]/<settings
-    sha256>/`` (with ``settings.json`` and each pair's seconds) and reused by a later report with the same
-    pairs and settings; an empty ``gatys_cache`` turns the cache off.
+    sha256>/`` (with ``settings.json`` and each pair's seconds, by output name) and reused by a later report
+    with the same settings for the same pairs; an empty ``gatys_cache`` turns the cache off.
     """
     import mmd
     from adain.atomic import atomic_write
@@ -151,7 +150,7 @@ def _gatys(pairs: list[tuple[Path, Path]], out: Path, rep: Mapping[str, Any]) ->
     from adain.io import load_image, save_image
     from experiments.default_model import _resolve
 
-    key, described = _gatys_key(pairs, rep)
+    key, described = _gatys_key(rep)
     cache = _resolve(rep["gatys_cache"]) / key if rep.get("gatys_cache") else out
     cache.mkdir(parents=True, exist_ok=True)
 
@@ -465,7 +464,7 @@ def run_report(
         ["pairs", str(len(grid))],
         ["gatys_pairs", str(len(subset))],
         ["gatys_iterations", str(rep["gatys_iterations"])],
-        ["gatys_settings_sha256", _gatys_key(subset, rep)[0]],
+        ["gatys_settings_sha256", _gatys_key(rep)[0]],
         ["content_size", str(rep["content_size"])],
         ["style_size", str(rep["style_size"])],
         ["curves_stages", " ".join(curves) or "none (no log.csv under the work folder)"],
