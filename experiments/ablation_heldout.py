@@ -22,7 +22,6 @@ Settings (``[evaluate]`` of the ablation config; defaults: the default model's r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import statistics
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from adain.errors import AdainError, OutputError
-from experiments.runs import ConfigError, check_keys, resolve, write_json
+from experiments.runs import ConfigError, check_keys, file_sha256, resolve, write_json
 
 __all__ = ["EVALUATE_DEFAULTS", "evaluate_ablation", "score_run", "summarise"]
 
@@ -44,14 +43,6 @@ EVALUATE_DEFAULTS: dict[str, Any] = {
     "bootstrap_resamples": 2000,
 }
 METRICS = ("style_ratio", "content_ratio")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def settings(evaluate: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -83,7 +74,7 @@ def score_run(model: Path, folder: Path, rep: Mapping[str, Any], *, overwrite: b
 
     key = {
         "model": str(model),
-        "sha256": _sha256(model),
+        "sha256": file_sha256(model),
         **{k: str(v) for k, v in rep.items() if k != "bootstrap_resamples"},
     }
     record, scores_csv = folder / "model.json", folder / "scores.csv"

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import sys
 import time
@@ -55,6 +54,7 @@ from adain.train import CHECKPOINT_NAME, TrainConfig, Trainer
 from experiments.runs import (
     ConfigError,
     check_keys,
+    file_sha256,
     load_toml,
     manifest,
     resolve,
@@ -191,14 +191,6 @@ def load_config(path: Path, output: Path | None = None, data: Path | None = None
     return AblationConfig(path, path.read_text(), seeds, out, reference, style_weight, methods, evaluate)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def calibrate(config: AblationConfig, log: Any = print) -> dict[str, Any]:
     """The one style weight of every run (see module doc); read from, or written to, ``calibration.json``.
 
@@ -208,7 +200,7 @@ def calibrate(config: AblationConfig, log: Any = print) -> dict[str, Any]:
     file = config.output / "calibration.json"
     normalised = config.methods[config.reference]
     assert normalised.init_decoder is not None  # load_config requires it
-    start = _sha256(Path(normalised.init_decoder))
+    start = file_sha256(Path(normalised.init_decoder))
     if file.exists():
         saved = json.loads(file.read_text())
         if saved.get("init_decoder_sha256") != start:

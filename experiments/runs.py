@@ -16,6 +16,7 @@ One style-loss schema for every config: a ``style_loss`` table, the :mod:`mmd` s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -31,6 +32,7 @@ __all__ = [
     "REPO_ROOT",
     "ConfigError",
     "check_keys",
+    "file_sha256",
     "git_commit",
     "jsonable",
     "load_toml",
@@ -43,6 +45,15 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class ConfigError(ValueError):
