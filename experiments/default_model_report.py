@@ -295,9 +295,14 @@ def _trained_iterations(model: Path) -> str:
     state = safe_torch_load(model, "model file", CheckpointError)
     if not isinstance(state, dict):
         return "unknown (a raw decoder)"
+    training = state.get("training")
+    if isinstance(training, dict) and "iteration" in training:  # a training checkpoint
+        return str(training["iteration"])
     if "iteration" in state:
         return str(state["iteration"])
     config = state.get("config") or {}
+    if "trained_iterations" in config:  # a model file written by adain train
+        return str(config["trained_iterations"])
     return f"{config['iterations']} (the run's target)" if "iterations" in config else "unknown"
 
 

@@ -191,3 +191,8 @@ def test_staged_training_snapshots_and_resumes_elsewhere(tmp_path: Path, write_r
     seeded = read_model_file(work / "s1" / "decoder_final.pth").decoder_state
     assert all(torch.equal(seeded[k], v) for k, v in s1_decoder.items())
     default_model.train(config, None, None)  # every stage done: returns without training
+
+    from experiments.default_model_report import _trained_iterations
+
+    assert _trained_iterations(work / "s2" / "checkpoint.pth") == "3"  # what report's run.csv says
+    assert _trained_iterations(work / "s1" / "decoder_final.pth") == "1"
