@@ -35,18 +35,15 @@ PAPER_CONTENT = Path(__file__).resolve().parents[2] / "shared" / "data" / "adain
 
 def fresh_decoder(encoder_name: str, init: str, seed: int) -> Decoder:
     """A new decoder with ``init`` "he" (its own) or "torch" (PyTorch's default conv init), seeded."""
-    generator_state = torch.get_rng_state()
-    try:
+    if init not in ("he", "torch"):
+        raise ValueError(f"init must be 'he' or 'torch', got {init!r}")
+    with torch.random.fork_rng(devices=[]):  # the global generator is restored afterwards
         torch.manual_seed(seed)
         decoder = build_decoder(encoder_name)
         if init == "torch":
             for module in decoder:
                 if isinstance(module, torch.nn.Conv2d):
                     module.reset_parameters()
-        elif init != "he":
-            raise ValueError(f"init must be 'he' or 'torch', got {init!r}")
-    finally:
-        torch.set_rng_state(generator_state)
     return decoder
 
 

@@ -321,6 +321,7 @@ def run_report(
     from adain.io import list_images
     from experiments.default_model import _resolve
     from experiments.intervals import bootstrap_median
+    from experiments.runs import file_sha256
 
     rep = {**REPORT_DEFAULTS, **config["report"]}
     paper, work = _resolve(config["data"]["paper"]), _resolve(config["data"]["work"])
@@ -460,7 +461,7 @@ def run_report(
     curves = training_curves(config["stage"], work, output / "training_curves.png", int(rep["curve_window"]))
 
     _summary_csv(output, int(rep["bootstrap_resamples"]), bootstrap_median)
-    sha = hashlib.sha256(model.read_bytes()).hexdigest()
+    sha = file_sha256(model)
     run_rows = [
         ["command", command],
         ["model", str(model)],

@@ -117,7 +117,8 @@ def test_report_end_to_end(tmp_path: Path, write_random_images, shared_dir: Path
     summary_rows = list(csv.DictReader(open(out / "summary.csv", newline="")))
     style_row = next(r for r in summary_rows if (r["table"], r["metric"]) == ("all pairs", "style_ratio"))
     assert float(style_row["median"]) == pytest.approx(
-        statistics.median(float(r["style_ratio"]) for r in scores), abs=5e-4
+        statistics.median(float(r["style_ratio"]) for r in scores),
+        abs=5e-4 + 1e-9,  # half a 3rd-decimal unit
     )
     assert float(style_row["low"]) <= float(style_row["median"]) <= float(style_row["high"])
 

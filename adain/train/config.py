@@ -194,6 +194,12 @@ class TrainConfig:
         if sp is not None and (not isinstance(sp, int) or isinstance(sp, bool)):
             raise bad("style_positions", "an integer or None")
 
+    @property
+    def second_weight(self) -> float:
+        """The weight of the loss's second term: ``pixel_weight`` with ``reconstruction``, else
+        ``style_weight``."""
+        return self.pixel_weight if self.reconstruction else self.style_weight
+
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` (validated)."""
         return dataclasses.replace(self, **changes)

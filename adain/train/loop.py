@@ -291,10 +291,10 @@ class Trainer:
 
     def losses(self, content: Tensor, style: Tensor) -> tuple[Tensor, Tensor]:
         """``(L_c, L_s)`` scalars for batches ``[B, 3, S, S]`` (:mod:`adain.train`); differentiable in D."""
-        enc, adain_layer = self.encoder, self.encoder.adain_layer
-        wanted = sorted(set(self.layers) | {adain_layer}, key=enc.layer_names.index)
         if self.config.reconstruction:
             return self.reconstruction_losses(content)
+        enc, adain_layer = self.encoder, self.encoder.adain_layer
+        wanted = sorted(set(self.layers) | {adain_layer}, key=enc.layer_names.index)
         with autocast_context(self.device, self.precision):
             with torch.no_grad():
                 c_feat = enc(content, layers=adain_layer)[adain_layer]
@@ -477,7 +477,7 @@ class Trainer:
                 self.output / reporting.PLOT_NAME,
                 title=f"{c.encoder} decoder, iteration {self.iteration}",
                 style_label="pixel MSE" if c.reconstruction else c.style_loss.name,
-                weights=(c.content_weight, c.pixel_weight if c.reconstruction else c.style_weight),
+                weights=(c.content_weight, c.second_weight),
             )
             reporting.write_samples(
                 reporting.sample_path(self.output, self.iteration),
@@ -570,8 +570,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         loss_c, loss_s = self.losses(content, style)
-        second_weight = c.pixel_weight if c.reconstruction else c.style_weight
-        total = c.content_weight * loss_c + second_weight * loss_s  # loss_s: the pixel term if reconstruction
+        total = c.content_weight * loss_c + c.second_weight * loss_s  # loss_s: pixel MSE if reconstruction
         values = self._combined((loss_c, loss_s, total), signals, stop)
         if not all(math.isfinite(v) for v in values):
             raise NonFiniteLossError(
@@ -617,7 +616,10 @@ class Trainer:
                 f"{self.checkpoint_path} exists: continue it with --resume, or choose another --output"
             )
         elif self._missing_init_decoder is not None:
-            raise CheckpointError(f"--init-decoder: model file {self._missing_init_decoder} does not exist")
+            raise CheckpointError(
+                f"--init-decoder: model file {self._missing_init_decoder} does not exist; pass an existing "
+                "model file or training checkpoint (e.g. the previous stage's checkpoint.pth)"
+            )
         self.dist.barrier()  # every rank has checked the folder before rank 0 may write to it
         if (
             resume is not None
