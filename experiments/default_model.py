@@ -10,7 +10,10 @@ Everything is read from ``experiments/configs/default_model.toml`` (``--config``
 * ``prepare``: ``WORK/content`` links every training content image (the Debian wallpapers of
   ``python -m experiments.training_data``); ``WORK/style`` links the paper's styles that are not held out
   plus the wallpapers of ``extra_style_folders``; ``WORK/heldout_style`` links the held-out styles.
-  The paper's content photos are never trained on: they are the held-out contents.
+  The paper's content photos are never trained on: they are the held-out contents. When ``[data]``
+  names ``photo_data`` (a content-only set of ``python -m experiments.training_data``, e.g. OpenCV's
+  example photos), ``WORK/content_photos`` links the wallpapers and those photos; a stage trains on it
+  with ``content = "content_photos"`` (the default is ``content``).
 * ``train``: one ``adain train`` run per ``[[stage]]`` into ``WORK/<stage name>``; a stage after the first
   starts from the previous stage's checkpoint (``--init-decoder``). A run that has a checkpoint is
   resumed exactly (``--resume``), so the command can be repeated until ``iterations`` is reached.
@@ -79,12 +82,28 @@ def prepare(config: dict[str, Any]) -> Path:
     train_styles = [(paper / "style", p) for p in styles if p.stem not in held]
     walls = training / "content"
     extra = [(walls, p) for folder in data["extra_style_folders"] for p in list_images(walls / folder)]
-    n_content = _link_all([(walls, p) for p in list_images(walls)], work / "content")
+    wallpapers = [(walls, p) for p in list_images(walls)]
+    n_content = _link_all(wallpapers, work / "content")
+    photo_note = ""
+    if "photo_data" in data:
+        photos = _resolve(data["photo_data"]) / "content"
+        if not photos.is_dir():
+            from experiments.training_data import PHOTO_PACKAGES
+
+            specs = " ".join(f'"{spec}"' for spec in PHOTO_PACKAGES)
+            raise SystemExit(
+                f"[data] photo_data: {photos} does not exist; make it with "
+                f"python -m experiments.training_data --output {data['photo_data']} --packages {specs} "
+                "--styles none"
+            )
+        n_photos = _link_all(wallpapers + [(photos, p) for p in list_images(photos)], work / "content_photos")
+        photo_note = f", {n_photos - n_content} photos (+ the wallpapers) in content_photos"
     n_style = _link_all(train_styles + extra, work / "style")
     n_held = _link_all([(paper / "style", p) for p in styles if p.stem in held], work / "heldout_style")
     print(
         f"{work}: {n_content} contents, {n_style} training styles ({len(train_styles)} paintings + "
-        f"{len(extra)} wallpapers), {n_held} held-out styles; held-out contents: {paper / 'content'}"
+        f"{len(extra)} wallpapers), {n_held} held-out styles{photo_note}; "
+        f"held-out contents: {paper / 'content'}"
     )
     return work
 
@@ -134,7 +153,7 @@ def train(config: dict[str, Any], stage_name: str | None, iterations: int | None
         else:
             command = [
                 "--content-dir",
-                str(work / "content"),
+                str(work / stage.get("content", "content")),
                 "--style-dir",
                 str(work / "style"),
                 "--output",

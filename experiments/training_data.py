@@ -5,13 +5,20 @@
                                         [--styles ../shared/data/adain-paper/style]
 
 The content images are the raster wallpapers (JPEG, PNG, WebP) of Debian packages fetched by name with
-``apt-get download`` and unpacked with ``dpkg-deb -x``; nothing is installed on the system. Images with a
-shorter side below ``--min-side`` (icons, thumbnails) are left out, and byte-identical files are kept once.
-The style images are the files of ``--styles`` (by default the AdaIN paper's styles beside the
-repository). Every image whose shorter side exceeds ``--shorter-side`` (512, what ``adain train`` resizes
-to anyway) is stored downscaled to it (Lanczos, as RGB PNG), so that training does not spend its time
-decoding 8K wallpapers; smaller RGB ones are copied byte for byte, other modes converted
-to RGB PNG. The result::
+``apt-get download`` and unpacked with ``dpkg-deb -x``; nothing is installed on the system. A package given
+as ``PACKAGE:GLOB`` contributes only the files whose path inside the package matches ``GLOB``
+(:func:`fnmatch.fnmatchcase` on the POSIX path, case-sensitive; ``*`` also crosses folders), e.g. the
+example photos of OpenCV's documentation (:data:`PHOTO_PACKAGES`)::
+
+    python -m experiments.training_data --output ~/.cache/adain-mmd/photo-data --packages \
+        "opencv-doc:usr/share/doc/opencv-doc/examples/*.jpg" --styles none
+
+Images with a shorter side below ``--min-side`` (icons, thumbnails) are left out, and byte-identical files
+are kept once. The style images are the files of ``--styles`` (by default the AdaIN paper's styles beside
+the repository; ``none`` for a content-only set). Every image whose shorter side exceeds
+``--shorter-side`` (512, what ``adain train`` resizes to anyway) is stored downscaled to it (Lanczos, as
+RGB PNG), so that training does not spend its time decoding 8K wallpapers; smaller RGB ones are copied
+byte for byte, other modes converted to RGB PNG. The result::
 
     OUTPUT/content/<package>/<relative path inside the package>
     OUTPUT/style/<file name>
@@ -25,6 +32,7 @@ archive. The images never go into the repository.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
 import json
 import shutil
@@ -36,7 +44,7 @@ from urllib.parse import unquote
 
 from PIL import Image
 
-__all__ = ["DEFAULT_OUTPUT", "DEFAULT_PACKAGES", "assemble", "main"]
+__all__ = ["DEFAULT_OUTPUT", "DEFAULT_PACKAGES", "PHOTO_PACKAGES", "assemble", "main", "split_spec"]
 
 DEFAULT_PACKAGES = (
     "mate-backgrounds",
@@ -48,6 +56,8 @@ DEFAULT_PACKAGES = (
     "plasma-workspace-wallpapers",
     "sway-backgrounds",
 )
+# Photographs: the example images of OpenCV's documentation (street scenes, fruit, animals, faces, signs).
+PHOTO_PACKAGES = ("opencv-doc:usr/share/doc/opencv-doc/examples/*.jpg",)
 DEFAULT_OUTPUT = Path("~/.cache/adain-mmd/training-data")
 DEFAULT_STYLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "adain-paper" / "style"
 RASTER_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -98,6 +108,14 @@ def store(source: Path, target: Path, shorter_side: int) -> Path:
     return target
 
 
+def split_spec(spec: str) -> tuple[str, str]:
+    """``"PACKAGE:GLOB"`` → ``(PACKAGE, GLOB)``; a plain ``"PACKAGE"`` → ``(PACKAGE, "*")``."""
+    package, _, pattern = spec.partition(":")
+    if not package or (spec.endswith(":") and not pattern):
+        raise SystemExit(f"training_data: error: {spec!r} is not PACKAGE or PACKAGE:GLOB")
+    return package, pattern or "*"
+
+
 def fetch_packages(packages: list[str], work: Path) -> dict[str, Path]:
     """Download and unpack ``packages`` in ``work``; returns ``{package: unpacked root}``."""
     _run(["apt-get", "download", *packages], cwd=work)
@@ -119,23 +137,39 @@ def package_version(package: str, work: Path) -> str:
 
 
 def assemble(
-    output: Path, packages: list[str], styles: Path, min_side: int = 256, shorter_side: int = 512, log=print
+    output: Path,
+    packages: list[str],
+    styles: Path | None,
+    min_side: int = 256,
+    shorter_side: int = 512,
+    log=print,
 ) -> dict[str, object]:
-    """Build ``output/content`` and ``output/style`` (replacing them) and return the manifest."""
-    if not styles.is_dir():
+    """Build ``output/content`` and ``output/style`` (replacing them) and return the manifest.
+
+    ``packages`` are ``PACKAGE`` or ``PACKAGE:GLOB`` specs (:func:`split_spec`); ``styles=None`` leaves
+    ``output/style`` empty."""
+    specs = dict(split_spec(spec) for spec in packages)
+    if styles is not None and not styles.is_dir():
         raise SystemExit(f"training_data: error: style folder {styles} does not exist (see --styles)")
     output = output.expanduser()
     for sub in ("content", "style"):
         shutil.rmtree(output / sub, ignore_errors=True)
         (output / sub).mkdir(parents=True)
-    manifest: dict[str, object] = {"packages": {}, "content": [], "style": [], "skipped": []}
+    manifest: dict[str, object] = {"packages": {}, "patterns": specs, "content": [], "style": []}
+    manifest["skipped"] = []
     seen: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="adain_debs_") as tmp:
         work = Path(tmp)
-        roots = fetch_packages(packages, work)
+        roots = fetch_packages(list(specs), work)
         for package, root in roots.items():
             manifest["packages"][package] = package_version(package, work)
-            files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES)
+            files = sorted(
+                p
+                for p in root.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in RASTER_SUFFIXES
+                and fnmatch.fnmatchcase(p.relative_to(root).as_posix(), specs[package])
+            )
             kept = 0
             for path in files:
                 relative = path.relative_to(root)
@@ -162,7 +196,7 @@ def assemble(
                 )
                 kept += 1
             log(f"{package} {manifest['packages'][package]}: {kept} of {len(files)} raster images kept")
-    for path in sorted(p for p in styles.iterdir() if p.is_file()):
+    for path in sorted(p for p in styles.iterdir() if p.is_file()) if styles is not None else []:
         ok, why = _usable(path, min_side)
         if not ok:
             manifest["skipped"].append({"source": str(path), "reason": why})
@@ -176,7 +210,7 @@ def assemble(
                 "source_sha256": _sha256(path),
             }
         )
-    log(f"styles from {styles}: {len(manifest['style'])} images")
+    log(f"styles from {styles}: {len(manifest['style'])} images" if styles else "no styles (--styles none)")
     (output / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
@@ -184,12 +218,18 @@ def assemble(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="data set folder (%(default)s)")
-    p.add_argument("--packages", nargs="+", default=list(DEFAULT_PACKAGES), help="Debian packages")
-    p.add_argument("--styles", type=Path, default=DEFAULT_STYLES, help="style images (the paper's)")
+    p.add_argument(
+        "--packages",
+        nargs="+",
+        default=list(DEFAULT_PACKAGES),
+        help="Debian packages, each PACKAGE or PACKAGE:GLOB (files inside the package matching GLOB)",
+    )
+    p.add_argument("--styles", default=str(DEFAULT_STYLES), help="style images (the paper's), or none")
     p.add_argument("--min-side", type=int, default=256, help="smallest shorter side kept (256 px)")
     p.add_argument("--shorter-side", type=int, default=512, help="larger images are downscaled to this")
     args = p.parse_args(argv)
-    manifest = assemble(args.output, args.packages, args.styles, args.min_side, args.shorter_side)
+    styles = None if args.styles == "none" else Path(args.styles)
+    manifest = assemble(args.output, args.packages, styles, args.min_side, args.shorter_side)
     print(
         f"{len(manifest['content'])} content and {len(manifest['style'])} style images in "
         f"{args.output.expanduser()} ({len(manifest['skipped'])} files skipped; see manifest.json)"

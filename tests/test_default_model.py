@@ -48,6 +48,22 @@ def test_prepare_holds_out_the_named_styles(tmp_path: Path, write_random_images)
         default_model.prepare(config)
 
 
+def test_prepare_links_wallpapers_and_photos_for_a_photo_stage(tmp_path: Path, write_random_images) -> None:
+    write_random_images(tmp_path / "td" / "content" / "walls", 2, 0)
+    write_random_images(tmp_path / "paper" / "style", 2, 2)
+    (tmp_path / "paper" / "style" / "img1.png").rename(tmp_path / "paper" / "style" / "b.png")
+    config = _config(tmp_path)
+    config["data"]["photo_data"] = str(tmp_path / "photos")
+    with pytest.raises(SystemExit, match=r"photo_data: .*photos/content does not exist.*--styles none"):
+        default_model.prepare(config)
+    write_random_images(tmp_path / "photos" / "content" / "opencv-doc", 3, 1)
+    work = default_model.prepare(config)
+    assert len(list((work / "content").iterdir())) == 2  # the wallpaper stages' set is unchanged
+    names = sorted(p.name for p in (work / "content_photos").iterdir())
+    assert names == [f"opencv-doc__img{i}.png" for i in range(3)] + [f"walls__img{i}.png" for i in range(2)]
+    assert all(p.resolve().is_file() for p in (work / "content_photos").iterdir())
+
+
 def _write_log(path: Path, rows: int, start_style: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["iteration,lr,content,style,total,images_per_s"]
@@ -163,10 +179,11 @@ def test_staged_training_snapshots_and_resumes_elsewhere(tmp_path: Path, write_r
     config = _config(tmp_path)
     config["stage"] = [
         {"name": "s1", "args": [*tiny, "--reconstruction"], "iterations": 1},
-        {"name": "s2", "args": tiny, "iterations": 3},
+        {"name": "s2", "args": tiny, "iterations": 3, "content": "content_photos"},
     ]
     work, snapshots = tmp_path / "work", tmp_path / "snapshots"
     write_random_images(work / "content", 4, 0)
+    write_random_images(work / "content_photos", 5, 2)
     write_random_images(work / "style", 4, 1)
 
     def run(stage: str | None = None, iterations: int | None = None) -> None:
@@ -177,6 +194,8 @@ def test_staged_training_snapshots_and_resumes_elsewhere(tmp_path: Path, write_r
     run()  # s1
     run("s2", 1)  # s2 starts from s1's decoder, stops early
     s1_decoder = read_model_file(work / "s1" / "decoder_final.pth").decoder_state
+    s2_config = load_checkpoint(work / "s2" / "checkpoint.pth")["config"]
+    assert s2_config["content_dir"] == str(work / "content_photos")
     default_model.snapshot(config)
     assert sorted(p.name for p in (snapshots / "s1").iterdir()) == ["decoder_final.pth", "log.csv"]
     assert sorted(p.name for p in (snapshots / "s2").iterdir()) == ["checkpoint.pth", "log.csv"]

@@ -71,3 +71,39 @@ def test_assemble_keeps_usable_unique_images_and_records_skips(tmp_path, monkeyp
     assert not (out / "content" / "stale.png").exists()
     with pytest.raises(SystemExit, match="does not exist"):
         training_data.assemble(out, ["fake-backgrounds"], tmp_path / "nowhere", log=lambda msg: None)
+
+
+def test_package_glob_keeps_only_matching_files_and_styles_none_skips_styles(tmp_path, monkeypatch) -> None:
+    root = tmp_path / "unpacked" / "fake-doc"
+    _image(root / "usr/share/doc/fake/examples/data/photo.jpg", (400, 300), 0)
+    _image(root / "usr/share/doc/fake/examples/deeper/still.jpg", (400, 300), 1)  # * crosses folders
+    _image(root / "usr/share/doc/fake/examples/data/diagram.png", (400, 300), 2)
+    _image(root / "usr/share/doc/fake/html/figure.jpg", (400, 300), 3)
+    fetched: list[list[str]] = []
+
+    def fetch(packages: list[str], work: Path) -> dict[str, Path]:
+        fetched.append(packages)
+        return {"fake-doc": root}
+
+    monkeypatch.setattr(training_data, "fetch_packages", fetch)
+    monkeypatch.setattr(training_data, "package_version", lambda package, work: "2.0")
+    out = tmp_path / "photos"
+    manifest = training_data.assemble(out, ["fake-doc:usr/share/doc/fake/examples/*.jpg"], None, log=print)
+    assert fetched == [["fake-doc"]]  # apt-get gets the package name, not the spec
+    kept = sorted(entry["source"] for entry in manifest["content"])
+    assert kept == [
+        "fake-doc:/usr/share/doc/fake/examples/data/photo.jpg",
+        "fake-doc:/usr/share/doc/fake/examples/deeper/still.jpg",
+    ]
+    assert manifest["patterns"] == {"fake-doc": "usr/share/doc/fake/examples/*.jpg"}
+    assert manifest["style"] == [] and list((out / "style").iterdir()) == []
+
+
+@pytest.mark.parametrize("spec", ["", ":glob", "pkg:"])
+def test_malformed_package_spec_is_a_clear_error(spec: str) -> None:
+    with pytest.raises(SystemExit, match="is not PACKAGE or PACKAGE:GLOB"):
+        training_data.split_spec(spec)
+
+
+def test_plain_package_spec_keeps_every_file() -> None:
+    assert training_data.split_spec("gnome-backgrounds") == ("gnome-backgrounds", "*")
