@@ -12,12 +12,22 @@ same scorer call as the default model's report). It writes into ``OUTPUT/heldout
 * ``summary.csv``: per method and metric, the median over seeds × pairs with its percentile bootstrap 95 %
   interval (resampling the (seed, pair) units, :func:`experiments.intervals.bootstrap_median`).
 
+With ``perfect_pairs > 0`` it adds the perfect-decoder bound (:mod:`experiments.ablation_bound`: the AdaIN
+target inverted by optimisation on the first ``perfect_pairs`` pairs of a fixed order, cached in
+``perfect/<settings key>/``): rows of method ``perfect`` with seed ``-`` in ``by_seed.csv`` and
+``summary.csv``, and ``summary_perfect_pairs.csv``: the summary of every method restricted to those pairs,
+the table in which the bound is comparable (with ``perfect_pairs = 0`` an earlier one is removed, so the
+summaries always describe one evaluation).
+
 Settings (``[evaluate]`` of the ablation config; defaults: the default model's report pairs)::
 
     content_dir = "../shared/data/adain-paper/content"          # the paper's photos: never trained on
     style_dir = "~/.cache/adain-mmd/default-model/heldout_style" # held out of the training split
     content_size = 384, style_size = 384, bootstrap_resamples = 2000
     scorer = "../shared/tools/score_stylization.py"
+    perfect_pairs = 0            # the bound's pairs (0: no bound)
+    perfect_iterations = 300     # L-BFGS iterations of each inversion at most
+    perfect_size = 256           # the inversion's content size (may be below content_size: CPU cost)
 """
 
 from __future__ import annotations
@@ -41,18 +51,36 @@ EVALUATE_DEFAULTS: dict[str, Any] = {
     "style_size": 384,
     "scorer": "../shared/tools/score_stylization.py",
     "bootstrap_resamples": 2000,
+    "perfect_pairs": 0,
+    "perfect_iterations": 300,
+    "perfect_size": 256,
 }
 METRICS = ("style_ratio", "content_ratio")
+_INTS = {  # key → least value
+    "content_size": 1,
+    "style_size": 1,
+    "bootstrap_resamples": 1,
+    "perfect_pairs": 0,
+    "perfect_iterations": 1,
+    "perfect_size": 1,
+}
+_BOUND_KEYS = ("perfect_pairs", "perfect_iterations", "perfect_size")  # no part of a trained run's scores
+_BOUND = "perfect"  # the bound's method name
 
 
 def settings(evaluate: Mapping[str, Any], where: str) -> dict[str, Any]:
     """``[evaluate]`` with defaults, paths resolved and checked.
 
     Raises:
-        ConfigError: an unknown key, a missing folder or scorer (naming ``where`` and the key).
+        ConfigError: an unknown key, a missing folder or scorer, a size or count that is not an integer at
+            least its least value (naming ``where`` and the key).
     """
     check_keys(evaluate, EVALUATE_DEFAULTS, where, "[evaluate]")
     out = {**EVALUATE_DEFAULTS, **evaluate}
+    for key, least in _INTS.items():
+        value = out[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(f"{where}: key 'evaluate.{key}' must be an integer >= {least}; got {value!r}")
     for key in ("content_dir", "style_dir", "scorer"):
         out[key] = resolve(str(out[key]))
         exists = out[key].is_file() if key == "scorer" else out[key].is_dir()
@@ -75,7 +103,7 @@ def score_run(model: Path, folder: Path, rep: Mapping[str, Any], *, overwrite: b
     key = {
         "model": str(model),
         "sha256": file_sha256(model),
-        **{k: str(v) for k, v in rep.items() if k != "bootstrap_resamples"},
+        **{k: str(v) for k, v in rep.items() if k != "bootstrap_resamples" and k not in _BOUND_KEYS},
     }
     record, scores_csv = folder / "model.json", folder / "scores.csv"
     if scores_csv.is_file() and record.is_file():
@@ -109,12 +137,56 @@ def _rows(scores_csv: Path) -> list[dict[str, Any]]:
     return [{**r, **{m: float(r[m]) for m in METRICS}} for r in _read_csv(scores_csv)]
 
 
-def summarise(
-    scores: Mapping[tuple[str, int], Sequence[Mapping[str, Any]]], output: Path, resamples: int
-) -> Path:
-    """``by_seed.csv`` and ``summary.csv`` (see the module doc) from ``(method, seed) → scores rows``."""
-    from experiments.default_model_report import _fmt, _write_csv
+Scores = Mapping[tuple[str, int | str], Sequence[Mapping[str, Any]]]  # (method, seed) → scores rows
+_SUMMARY_HEADER = ["method", "metric", "seeds", "median", "low", "high", "n"]
+
+
+def _summary_rows(scores: Scores, resamples: int) -> list[list[Any]]:
+    """Per method and metric: the median over its seeds × pairs with the bootstrap 95 % interval."""
+    from experiments.default_model_report import _fmt
     from experiments.intervals import bootstrap_median
+
+    summary = []
+    for method in dict.fromkeys(m for m, _ in scores):
+        runs = {seed: rows for (m, seed), rows in scores.items() if m == method}
+        for metric in METRICS:
+            interval = bootstrap_median(
+                [r[metric] for rows in runs.values() for r in rows], resamples=resamples
+            )
+            seeds = " ".join(str(s) for s in runs)
+            summary.append(
+                [
+                    method,
+                    metric,
+                    seeds,
+                    *map(_fmt, (interval.median, interval.low, interval.high)),
+                    interval.n,
+                ]
+            )
+    return summary
+
+
+def _restrict(scores: Scores, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, int | str], list[Any]]:
+    """Every run's rows of ``pairs`` (content stem, style stem) only.
+
+    Raises:
+        AdainError: a run has no score for one of them.
+    """
+    keep = set(pairs)
+    out = {key: [r for r in rows if (r["content"], r["style"]) in keep] for key, rows in scores.items()}
+    short = [f"{m}/{s}" for (m, s), rows in out.items() if len(rows) != len(keep)]
+    if short:
+        raise AdainError(
+            f"run(s) {', '.join(short)} have no score for some of the bound's pairs {sorted(keep)}"
+        )
+    return out
+
+
+def summarise(scores: Scores, output: Path, resamples: int, pairs: Sequence[tuple[str, str]] = ()) -> Path:
+    """``by_seed.csv`` and ``summary.csv`` (see the module doc) from ``(method, seed) → scores rows``, and,
+    with ``pairs`` (the bound's), ``summary_perfect_pairs.csv``: the same summary of those pairs only.
+    Returns the path of ``summary.csv``."""
+    from experiments.default_model_report import _fmt, _write_csv
 
     by_seed = [
         [method, seed, *(_fmt(statistics.median(r[m] for r in rows)) for m in METRICS), len(rows)]
@@ -123,26 +195,13 @@ def summarise(
     _write_csv(
         output / "by_seed.csv", ["method", "seed", *(f"median_{m}" for m in METRICS), "pairs"], by_seed
     )
-    summary = []
-    for method in dict.fromkeys(m for m, _ in scores):
-        runs = {seed: rows for (m, seed), rows in scores.items() if m == method}
-        for metric in METRICS:
-            values = [r[metric] for rows in runs.values() for r in rows]
-            interval = bootstrap_median(values, resamples=resamples)
-            seeds = " ".join(str(s) for s in runs)
-            summary.append(
-                [
-                    method,
-                    metric,
-                    seeds,
-                    _fmt(interval.median),
-                    _fmt(interval.low),
-                    _fmt(interval.high),
-                    interval.n,
-                ]
-            )
     path = output / "summary.csv"
-    _write_csv(path, ["method", "metric", "seeds", "median", "low", "high", "n"], summary)
+    _write_csv(path, _SUMMARY_HEADER, _summary_rows(scores, resamples))
+    restricted = output / "summary_perfect_pairs.csv"
+    if pairs:
+        _write_csv(restricted, _SUMMARY_HEADER, _summary_rows(_restrict(scores, pairs), resamples))
+    elif restricted.is_file():
+        restricted.unlink()  # from an evaluation with a bound: it would not describe this one
     return path
 
 
@@ -150,13 +209,16 @@ def evaluate_ablation(
     config: Any, names: Sequence[str], seeds: Sequence[int], *, overwrite: bool = False
 ) -> Path:
     """Score every finished run ``(name, seed)`` of an :class:`experiments.decoder_ablation.AblationConfig`
-    on the held-out pairs; returns the path of ``summary.csv``.
+    on the held-out pairs, and the perfect-decoder bound on ``perfect_pairs`` of them
+    (:func:`experiments.ablation_bound.perfect_bound`); returns the path of ``summary.csv``.
 
     Raises:
-        ConfigError: bad ``[evaluate]`` settings, or a run without ``decoder_final.pth`` (not finished).
-        OutputError, AdainError: see :func:`score_run`.
+        ConfigError: bad ``[evaluate]`` settings, a run without ``decoder_final.pth`` (not finished), a
+            method named ``perfect`` beside the bound.
+        OutputError, AdainError: see :func:`score_run` and :func:`experiments.ablation_bound.perfect_bound`.
     """
     from adain.train import FINAL_MODEL_NAME
+    from experiments.ablation_bound import perfect_bound
     from experiments.decoder_ablation import run_folder
 
     rep = settings(config.evaluate, str(config.path))
@@ -171,10 +233,15 @@ def evaluate_ablation(
             f"{config.path}: run(s) {', '.join(unfinished)} in {config.output} have no {FINAL_MODEL_NAME}; "
             "train them first (the same command without --evaluate)"
         )
+    if rep["perfect_pairs"] and _BOUND in names:
+        raise ConfigError(f"{config.path}: method name {_BOUND!r} is the bound's; rename the method")
     heldout = config.output / "heldout"
-    scores = {}
+    scores: dict[tuple[str, int | str], list[dict[str, Any]]] = {}
     for name in names:
         for seed in seeds:
             model = run_folder(config.output, name, seed) / FINAL_MODEL_NAME
             scores[(name, seed)] = score_run(model, heldout / name / f"seed{seed}", rep, overwrite=overwrite)
-    return summarise(scores, heldout, int(rep["bootstrap_resamples"]))
+    pairs, bound = perfect_bound(config, rep, heldout)
+    if bound:
+        scores[(_BOUND, "-")] = bound
+    return summarise(scores, heldout, int(rep["bootstrap_resamples"]), pairs)

@@ -34,7 +34,10 @@ content × held-out style of ``[evaluate]`` (the default model's report pairs) a
 ``../shared/tools/score_stylization.py`` (:mod:`experiments.ablation_heldout`, which reuses
 :mod:`experiments.default_model_report`'s stylize and scorer steps): ``OUTPUT/heldout/<name>/seed<k>/
 scores.csv`` per run, and ``OUTPUT/heldout/summary.csv`` with medians and bootstrap 95 % intervals over
-seeds × pairs per method (and ``by_seed.csv``).
+seeds × pairs per method (and ``by_seed.csv``). With ``[evaluate] perfect_pairs > 0`` it adds the
+perfect-decoder bound (:mod:`experiments.ablation_bound`): the AdaIN target inverted by optimisation on the
+first ``perfect_pairs`` pairs (cached by settings), as method ``perfect``, and
+``OUTPUT/heldout/summary_perfect_pairs.csv``, every method on those pairs only.
 
 ``OUTPUT/manifest.json`` records the config, the calibration, versions and the wall time of each run.
 """

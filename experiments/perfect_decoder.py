@@ -104,8 +104,9 @@ class PerfectDecoder:
         self.encoder, self.iterations, self.tolerance, self.window = encoder, iterations, tolerance, window
         self.layer: str = encoder.adain_layer  # type: ignore[assignment]
 
-    def stylize(self, content: Tensor, style: Tensor) -> Tensor:
-        """``[3, H, W]``, ``[3, H', W']`` in [0, 1] → ``[3, H, W]``."""
+    def invert(self, content: Tensor, style: Tensor) -> Inversion:
+        """``[3, H, W]``, ``[3, H', W']`` in [0, 1] → the :class:`Inversion` (image ``[3, H, W]``, objective
+        history, stop reason)."""
         with torch.no_grad():
             c = self.encoder(content[None], layers=[self.layer])[self.layer]
             s = self.encoder(style[None], layers=[self.layer])[self.layer]
@@ -113,4 +114,8 @@ class PerfectDecoder:
         return invert_features(
             self.encoder, target, self.layer, content,
             iterations=self.iterations, tolerance=self.tolerance, window=self.window,
-        ).image  # fmt: skip
+        )  # fmt: skip
+
+    def stylize(self, content: Tensor, style: Tensor) -> Tensor:
+        """``[3, H, W]``, ``[3, H', W']`` in [0, 1] → ``[3, H, W]`` (the image of :meth:`invert`)."""
+        return self.invert(content, style).image
