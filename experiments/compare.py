@@ -1,7 +1,7 @@
 """Compare style losses end to end: optimise with each, then cross-evaluate every output under every loss.
 
     python -m experiments.compare --config experiments/configs/compare_quick.toml \\
-        [--quick] [--output DIR] [--seed N]
+        [--quick] [--output DIR] [--seed N] [--resume | --force]
 
 The config has the format of :mod:`experiments.optimize` (same keys, same ``[quick]`` table). The
 optimisation runs are done by :func:`experiments.optimize.run` (which writes ``config.toml``,
@@ -51,6 +51,7 @@ from experiments.evaluate import (
 )
 from experiments.optimize import Config, Job, Network, command_line, expand_jobs
 from experiments.optimize import run as run_optimize
+from experiments.resume import RunInterrupted, update_last_sitting
 from experiments.runs import save_figure, write_json
 
 __all__ = ["evaluate_run", "main", "run"]
@@ -115,9 +116,32 @@ def _plot_times(rows: Sequence[dict[str, Any]], folder: Path) -> list[Path]:
     return save_figure(fig, folder / "time")
 
 
-def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
-    """Optimise with every method, cross-evaluate, write all artefacts; returns the run folder."""
-    out = run_optimize(config, output, log=log)
+def run(
+    config: Config,
+    output: Path | None = None,
+    log: Any = print,
+    *,
+    resume: bool = False,
+    force: bool = False,
+) -> Path:
+    """Optimise with every method, cross-evaluate, write all artefacts; returns the run folder.
+
+    ``resume``/``force`` as in :func:`experiments.optimize.run`: with ``resume`` the optimisations already
+    recorded are not redone, and the evaluation, summary, figures and manifest are rebuilt from all of
+    them. Ctrl-C or SIGTERM during the evaluation raise :class:`experiments.resume.RunInterrupted` too
+    (every optimisation is then recorded; ``--resume`` redoes only the evaluation)."""
+    out = run_optimize(config, output, log=log, resume=resume, force=force)
+    try:
+        _evaluate_and_summarise(config, out, log)
+    except KeyboardInterrupt:
+        jobs = expand_jobs(config)
+        total = sum(len(config.methods) + (len(config.decoders) if job.content else 0) for job in jobs)
+        raise RunInterrupted(out, total, total) from None
+    return out
+
+
+def _evaluate_and_summarise(config: Config, out: Path, log: Any) -> None:
+    """Cross-evaluate the run folder's images and write the evaluation, summary, figures and manifest."""
     started = time.perf_counter()
     jobs = {job.name: job for job in expand_jobs(config)}
     rows: list[dict[str, Any]] = []
@@ -160,7 +184,9 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
     manifest = json.loads(manifest_path.read_text())
     manifest["script"] = "experiments.compare"
     manifest["argv"] = sys.argv
-    manifest["timings_s"]["evaluation"] = round(time.perf_counter() - started, 4)
+    seconds = round(time.perf_counter() - started, 4)
+    manifest["timings_s"]["evaluation"] = seconds
+    manifest["sittings"] = update_last_sitting(out, evaluation_s=seconds)
     manifest["evaluation"] = {
         "losses": [m.name for m in config.methods],
         "encoders": {n.label: n.encoder for n in networks(config)},
@@ -174,7 +200,6 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
         log(f"{name}: own-loss rank (0 = best) "
             + ", ".join(f"{m}={int((ev.summed[i] < ev.summed[i, i]).sum())}"
                         for i, m in enumerate(ev.outputs) if m in ev.losses))  # fmt: skip
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

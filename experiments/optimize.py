@@ -45,6 +45,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +55,21 @@ import mmd
 from adain.encoders import DEFAULT_WEIGHTS, available_encoders, build_encoder, encoder_options
 from adain.gatys import OptimizeResult, OptimizeSettings, optimize_image
 from adain.io import load_image, save_image
+from experiments.resume import (
+    RunFolderError,
+    RunInterrupted,
+    add_sitting,
+    prepare,
+    read_record,
+    read_sittings,
+    sigterm_as_interrupt,
+    write_record,
+)
 from experiments.runs import (
     REPO_ROOT,
     ConfigError,
     check_keys,
+    git_commit,
     jsonable,
     load_toml,
     manifest,
@@ -68,7 +80,10 @@ from experiments.runs import (
     write_json,
 )
 
-__all__ = ["REPO_ROOT", "Config", "ConfigError", "Method", "encoder_label", "load_config", "main", "run"]
+__all__ = [
+    "REPO_ROOT", "Config", "ConfigError", "Method", "encoder_label", "experiment_settings", "load_config",
+    "main", "run",
+]  # fmt: skip
 
 _TOP_KEYS = {
     "seed", "seeds", "output", "encoder", "images", "optimize", "texture", "quick", "methods", "decoders",
@@ -529,57 +544,111 @@ def _load_decoder_model(path: Path, config: Config) -> Any:
     return load_model(path, encoder_weights=config.weights or DEFAULT_WEIGHTS).eval()
 
 
-def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
-    """Run every (job, method) of ``config`` and write the run folder; returns its path."""
-    started = time.perf_counter()
-    out = Path(output) if output is not None else config.output
-    run_folder(out, "images", "figures")
-    (out / "config.toml").write_text(config.text)
-    encoder = config.build_encoder()
-    decoders = {name: _load_decoder_model(path, config) for name, path in config.decoders}
-    rows: list[dict[str, Any]] = []
-    histories: dict[str, dict[str, dict[str, list[float]]]] = {}
-    grid: list[tuple[Job, list[torch.Tensor], list[str]]] = []
-    timings: dict[str, float] = {}
-    for job in expand_jobs(config):
-        style = load_image(job.style, size=config.size)
-        content = None if job.content is None else load_image(job.content, size=config.size)
-        images = [style] if content is None else [content, style]
-        titles = ["style"] if content is None else ["content", "style"]
-        histories[job.name] = {}
-        for method in config.methods:
-            result = optimize_image(encoder, method.loss, style, content, job.settings)
-            save_image(result.image, out / "images" / job.name / f"{method.name}.png")
-            histories[job.name][method.name] = result.history
-            rows.append(_final_row(job, method, result))
-            timings[f"{job.name}/{method.name}"] = round(result.seconds, 4)
-            images.append(result.image)
-            titles.append(method.name)
-            log(f"{job.name:40s} {method.name:22s} total {result.history['total'][0]:.4g} -> "
-                f"{result.history['total'][-1]:.4g}  ({result.seconds:.1f} s)")  # fmt: skip
-        for name, model in decoders.items() if content is not None else ():
-            started_one = time.perf_counter()
-            image = model.stylize(content, style).cpu()
-            seconds = time.perf_counter() - started_one
-            save_image(image, out / "images" / job.name / f"{name}.png")
-            rows.append({"run": job.name, "method": name, "loss": "decoder", "seconds": round(seconds, 4),
-                         "pair": job.pair, "seed": job.seed, "style_weight": job.style_weight})  # fmt: skip
-            timings[f"{job.name}/{name}"] = round(seconds, 4)
-            images.append(image)
-            titles.append(name)
-            log(f"{job.name:40s} {name:22s} decoder  ({seconds:.2f} s)")
-        _plot_losses(job, histories[job.name], out / "figures")
-        grid.append((job, images, titles))
-    _plot_grid(grid, out / "figures")
+def _portable(path: Path | None) -> str | None:
+    """A path as recorded in ``settings.json``: relative to the repository root when under it (so a moved
+    checkout still resumes), else absolute."""
+    if path is None:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
 
-    first = ["run", "method", "loss"]
-    fields = first + sorted({k for row in rows for k in row} - set(first))
-    with open(out / "metrics.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    write_json(out / "metrics.json", rows)
-    write_json(out / "history.json", histories)
+
+def experiment_settings(config: Config) -> dict[str, Any]:
+    """Everything the outputs of ``config`` depend on (its ``settings.json``): a run is resumed only under
+    equal settings (:func:`experiments.resume.prepare`). Comments and key order of the file do not count."""
+    evaluation = config.evaluation
+    return jsonable(
+        {
+            "seed": config.seed,
+            "seeds": list(config.run_seeds),
+            "style_weights": list(config.run_style_weights),
+            "size": config.size,
+            "encoder": config.encoder,
+            "encoder_options": config.encoder_options,
+            "weights": _portable(config.weights),
+            "pairs": [[_portable(c), _portable(s)] for c, s in config.pairs],
+            "textures": [_portable(s) for s in config.textures],
+            "transfer": asdict(config.transfer),
+            "texture": asdict(config.texture),
+            "methods": {m.name: m.spec for m in config.methods},
+            "decoders": {name: _portable(path) for name, path in config.decoders},
+            "evaluation": None
+            if evaluation is None
+            else {**asdict(evaluation), "weights": _portable(evaluation.weights)},
+        }
+    )
+
+
+def _output_names(config: Config, job: Job) -> list[str]:
+    """The outputs of ``job``: every method, then (for transfer jobs) every decoder."""
+    return [m.name for m in config.methods] + ([n for n, _ in config.decoders] if job.content else [])
+
+
+def _image_path(out: Path, job: Job, output: str) -> Path:
+    return out / "images" / job.name / f"{output}.png"
+
+
+def run(
+    config: Config,
+    output: Path | None = None,
+    log: Any = print,
+    *,
+    resume: bool = False,
+    force: bool = False,
+) -> Path:
+    """Run every (job, method) of ``config`` and write the run folder; returns its path.
+
+    Each finished output is recorded (:mod:`experiments.resume`) as soon as it is made. An existing,
+    non-empty run folder is an error unless ``resume`` (continue it: outputs already recorded are not
+    made again, the rest are, then every aggregate file is rebuilt from all records, giving the files of
+    an uninterrupted run) or ``force`` (delete it and start over). Ctrl-C or SIGTERM raise
+    :class:`experiments.resume.RunInterrupted`, naming the folder and how to continue.
+
+    Raises:
+        RunFolderError: the folder exists without ``resume``/``force``, or holds a different experiment.
+    """
+    started = time.perf_counter()
+    began = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    out = Path(output) if output is not None else config.output
+    jobs = expand_jobs(config)
+    continued = prepare(out, experiment_settings(config), resume=resume, force=force)
+    run_folder(out, "images", "figures")
+    if not (out / "config.toml").is_file():
+        (out / "config.toml").write_text(config.text)
+    outputs = [(job, name) for job in jobs for name in _output_names(config, job)]
+    pending = {
+        (job.name, name)
+        for job, name in outputs
+        if read_record(out, job.name, name, _image_path(out, job, name)) is None
+    }
+    commit = git_commit()
+    earlier = read_sittings(out)
+    if continued:
+        log(f"resuming {out}: {len(outputs) - len(pending)} of {len(outputs)} outputs recorded, "
+            f"{len(pending)} to make")  # fmt: skip
+        if any(s.get("git_commit") != commit for s in earlier):
+            log(f"warning: the code changed since an earlier sitting (commit {commit} now, "
+                f"{sorted({str(s.get('git_commit')) for s in earlier})} before)")  # fmt: skip
+    made = 0
+
+    def sitting(interrupted: bool) -> dict[str, Any]:
+        return {"started": began, "seconds": round(time.perf_counter() - started, 4), "made": made,
+                "git_commit": commit, "interrupted": interrupted}  # fmt: skip
+
+    try:
+        made = _make_outputs(config, out, jobs, pending, log)
+        timings = _aggregate(config, out, jobs)
+    except KeyboardInterrupt:
+        made = len(pending) - sum(
+            read_record(out, j.name, n, _image_path(out, j, n)) is None
+            for j, n in outputs
+            if (j.name, n) in pending
+        )
+        add_sitting(out, sitting(True))
+        raise RunInterrupted(out, len(outputs) - len(pending) + made, len(outputs)) from None
+    sittings = add_sitting(out, sitting(False))
     info = manifest(
         "experiments.optimize",
         config=str(config.path),
@@ -594,15 +663,101 @@ def run(config: Config, output: Path | None = None, log: Any = print) -> Path:
         settings={"transfer": jsonable(asdict(config.transfer)), "texture": jsonable(asdict(config.texture))},
         methods={m.name: {"style_loss": m.spec, "loss": repr(m.loss)} for m in config.methods},
         decoders={name: str(path) for name, path in config.decoders},
-        timings_s={**timings, "total": round(time.perf_counter() - started, 4)},
+        timings_s={**timings, "total": round(sum(float(s["seconds"]) for s in sittings), 4)},
+        sittings=sittings,
     )
     write_json(out / "manifest.json", info)
     return out
 
 
+def _make_outputs(config: Config, out: Path, jobs: list[Job], pending: set[tuple[str, str]], log: Any) -> int:
+    """Make (optimise, or run the decoder on) every pending ``(job name, output)`` in job order, saving
+    each image and then its record; returns how many were made. The encoder and decoders are built only
+    when something is left to make."""
+    encoder: Any = None
+    decoders: dict[str, Any] = {}
+    made = 0
+    for job in jobs:
+        todo = [name for name in _output_names(config, job) if (job.name, name) in pending]
+        if not todo:
+            continue
+        style = load_image(job.style, size=config.size)
+        content = None if job.content is None else load_image(job.content, size=config.size)
+        for method in config.methods:
+            if method.name not in todo:
+                continue
+            if encoder is None:
+                encoder = config.build_encoder()
+            result = optimize_image(encoder, method.loss, style, content, job.settings)
+            save_image(result.image, _image_path(out, job, method.name))
+            write_record(out, job.name, method.name,
+                         {"row": _final_row(job, method, result), "history": result.history})  # fmt: skip
+            made += 1
+            log(f"{job.name:40s} {method.name:22s} total {result.history['total'][0]:.4g} -> "
+                f"{result.history['total'][-1]:.4g}  ({result.seconds:.1f} s)")  # fmt: skip
+        for name, path in config.decoders if content is not None else ():
+            if name not in todo:
+                continue
+            if name not in decoders:
+                decoders[name] = _load_decoder_model(path, config)
+            started_one = time.perf_counter()
+            image = decoders[name].stylize(content, style).cpu()
+            seconds = time.perf_counter() - started_one
+            save_image(image, _image_path(out, job, name))
+            row = {"run": job.name, "method": name, "loss": "decoder", "seconds": round(seconds, 4),
+                   "pair": job.pair, "seed": job.seed, "style_weight": job.style_weight}  # fmt: skip
+            write_record(out, job.name, name, {"row": row, "history": None})
+            made += 1
+            log(f"{job.name:40s} {name:22s} decoder  ({seconds:.2f} s)")
+    return made
+
+
+def _aggregate(config: Config, out: Path, jobs: list[Job]) -> dict[str, float]:
+    """Rebuild metrics.csv/.json, history.json and the figures from every record and saved image (so a
+    resumed run's files equal an uninterrupted run's); returns the seconds of each ``<job>/<output>`` as
+    first measured."""
+    rows: list[dict[str, Any]] = []
+    histories: dict[str, dict[str, dict[str, list[float]]]] = {}
+    grid: list[tuple[Job, list[torch.Tensor], list[str]]] = []
+    timings: dict[str, float] = {}
+    for job in jobs:
+        style = load_image(job.style, size=config.size)
+        content = None if job.content is None else load_image(job.content, size=config.size)
+        images = [style] if content is None else [content, style]
+        titles = ["style"] if content is None else ["content", "style"]
+        histories[job.name] = {}
+        for name in _output_names(config, job):
+            image = _image_path(out, job, name)
+            record = read_record(out, job.name, name, image)
+            if record is None:
+                raise RunFolderError(
+                    f"{out}: the output {job.name}/{name} has no record or image after the run"
+                )
+            rows.append(record["row"])
+            if record.get("history") is not None:
+                histories[job.name][name] = record["history"]
+            timings[f"{job.name}/{name}"] = record["row"]["seconds"]
+            images.append(load_image(image))
+            titles.append(name)
+        _plot_losses(job, histories[job.name], out / "figures")
+        grid.append((job, images, titles))
+    _plot_grid(grid, out / "figures")
+    first = ["run", "method", "loss"]
+    fields = first + sorted({k for row in rows for k in row} - set(first))
+    with open(out / "metrics.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    write_json(out / "metrics.json", rows)
+    write_json(out / "history.json", histories)
+    return timings
+
+
 def command_line(description: str, runner, argv: list[str] | None = None) -> int:
     """The command line shared by the config-driven scripts: parse, load the config, ``runner(config,
-    output)``. Returns the exit code (2 for a bad config, with a message naming the file and key)."""
+    output, resume=..., force=...)``. Returns the exit code: 2 for a bad config or an unusable run folder
+    (with a message naming the file and the problem), 130 when interrupted by Ctrl-C or SIGTERM (the
+    message says how to continue: the same command with ``--resume``)."""
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -612,15 +767,25 @@ def command_line(description: str, runner, argv: list[str] | None = None) -> int
     parser.add_argument("--quick", action="store_true", help="apply the config's [quick] table")
     parser.add_argument("--size", type=int, help="override images.size (shorter side, pixels)")
     parser.add_argument("--iterations", type=int, help="override optimize.iterations")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume", action="store_true", help="continue an existing run folder (same config): outputs "
+        "already recorded are not made again"
+    )  # fmt: skip
+    again.add_argument("--force", action="store_true", help="delete an existing run folder and start over")
     args = parser.parse_args(argv)
     try:
         config = load_config(
             args.config, quick=args.quick, seed=args.seed, size=args.size, iterations=args.iterations
         )
+        with sigterm_as_interrupt():
+            out = runner(config, args.output, resume=args.resume, force=args.force)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = runner(config, args.output)
+    except RunInterrupted as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 130
     print(f"wrote {out}")
     return 0
 
