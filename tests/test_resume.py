@@ -231,3 +231,32 @@ def test_sigterm_becomes_a_keyboard_interrupt_inside_only() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # the handler raises before this ends
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+@pytest.mark.slow
+def test_results_note_continues_over_sittings(
+    tmp_path, paper_images, mobilenet_weights, monkeypatch, capsys
+) -> None:
+    import experiments.results_note as note_module
+
+    config = _config(tmp_path, paper_images, iterations=1)
+    monkeypatch.setattr(note_module, "RUNS", (("kernels", str(config), "a tiny comparison"),))
+    note = tmp_path / "notes" / "results.md"
+    note.parent.mkdir()
+    argv = ["--runs", str(tmp_path / "runs"), "--output", str(note)]
+    _count(monkeypatch, stop_at=5)
+    assert note_module.main(argv) == 130  # first sitting: 4 outputs made, then Ctrl-C / SIGTERM
+    err = capsys.readouterr().err
+    assert "4 of 8 outputs are recorded" in err and "--resume" in err and not note.exists()
+    assert note_module.main(argv) == 2  # an existing run folder needs --resume (or --force)
+    assert "--resume" in capsys.readouterr().err
+    counter = _count(monkeypatch)
+    assert note_module.main([*argv, "--resume"]) == 0
+    assert counter.calls == OUTPUTS - 4
+    text = note.read_text()
+    seconds, sittings = note_module.recorded_seconds(tmp_path / "runs" / "kernels")
+    assert sittings == 2 and "the sum of 2 sittings" in text
+    found = re.search(r"runs included: ([0-9.]+) min wall time", text)
+    assert found is not None
+    stated = float(found.group(1))
+    assert seconds / 60 - 0.05 <= stated <= seconds / 60 + 0.15  # the sittings' time (+ writing the note)
