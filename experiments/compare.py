@@ -25,6 +25,10 @@ recorded (``encoder`` column, figure names, manifest) under its label: the encod
 when the config sets any (``vgg19_caffe_normalised+pooling=avg``; see
 :func:`experiments.optimize.encoder_label`).
 
+An existing run folder is an error unless ``--resume`` (continue it: the optimisations already recorded
+are kept, the rest are run, then the evaluation, summary, figures and manifest are rebuilt from all of
+them; see :mod:`experiments.optimize` and :mod:`experiments.resume`) or ``--force`` (start over).
+
 The evaluation losses (rows) are the config's methods, so the matrix is square and its diagonal is each
 method scored by its own loss; the content loss is the last row. Outputs are read back from the saved
 8-bit PNGs, so any other producer of images (e.g. trained decoders) can be added as further columns.

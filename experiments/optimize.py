@@ -1,7 +1,7 @@
 """Optimisation-based style transfer and texture synthesis with every configured style loss.
 
     python -m experiments.optimize --config experiments/configs/optimize_quick.toml \\
-        [--output DIR] [--seed N] [--quick] [--size PX] [--iterations N]
+        [--output DIR] [--seed N] [--quick] [--size PX] [--iterations N] [--resume | --force]
 
 Runs each method of the config (``[methods.<name>]``: ``gram``, ``mmd`` under a kernel, ``meanstd``) on
 each content/style pair (style transfer) and each texture (texture synthesis) with
@@ -14,6 +14,20 @@ each content/style pair (style transfer) and each texture (texture synthesis) wi
     images/<run>/<method>.png
     figures/loss_<run>.png/.pdf    loss vs iteration, one line per method
     figures/grid.png/.pdf          inputs and one column per method
+    settings.json                  the effective experiment (what --resume checks)
+    records/<run>/<method>.json    one per finished output: its metrics row and history
+    sittings.json                  start, seconds, outputs made and git commit of each sitting
+
+Resuming (:mod:`experiments.resume`). Each output (one optimisation, or one decoder's image) is recorded
+when it is made: its image, then its record, written atomically last, so an output killed midway is
+redone. Ctrl-C or SIGTERM stop the run with a message naming the folder; ``--resume`` continues it: the
+recorded outputs are kept (with their measured seconds), the rest are made, then metrics, history,
+figures and manifest are rebuilt from all records (and the saved 8-bit images), so the files equal an
+uninterrupted run's. Every job is seeded by its own seed through private generators
+(:mod:`adain.gatys`), so its result does not depend on which jobs ran before it in the process. A folder
+whose ``settings.json`` differs from the current config (keys, ``--quick``, ``--size``, ...) is refused,
+naming the keys; without ``--resume`` an existing non-empty folder is an error, and ``--force`` deletes it
+and starts over. The manifest's ``timings_s.total`` is the sum of the sittings' seconds.
 
 Repeats and sweeps: ``seeds = [0, 1, 2]`` (top level; default ``[seed]``) runs every pair and texture once
 per seed, and ``[optimize] style_weights = [...]`` runs every pair once per style weight (textures have no

@@ -1,12 +1,22 @@
 """Run the result experiments and write ``notes/results.md`` from them: every finding computed from the data.
 
-    python -m experiments.results_note [--quick] [--no-run] [--force] [--output FILE]
+    python -m experiments.results_note [--quick] [--no-run | --force | --resume] [--output FILE]
 
 One command regenerates the note from scratch, seeded: it runs :mod:`experiments.compare` on each config of
 :data:`RUNS` into ``runs/results/<name>/`` (``--quick``: the configs' ``[quick]`` tables, into
 ``runs/results_quick/`` and ``notes/results_quick.md``, a few minutes on a CPU), then writes the note and
 its figures (``notes/figures/results[_quick]/``). ``--no-run`` rewrites the note from existing run
-folders; an existing run folder is an error unless ``--force`` (no silent overwrite).
+folders; an existing run folder is an error unless ``--force`` (start it over) or ``--resume`` (no silent
+overwrite).
+
+Several sittings. The full runs take many hours on a CPU: run ``python -m experiments.results_note
+--resume`` (it starts missing run folders too), stop it with Ctrl-C or SIGTERM whenever, and run the same
+command again. Every finished optimisation is recorded (:mod:`experiments.resume`) and not redone; the
+evaluation, summary, figures and the note are rebuilt from all of them, equal to an uninterrupted run's
+(timing columns aside, which keep each optimisation's own measured seconds). A run folder made with other
+settings is refused, naming the differing keys. The wall time in the note is the sum of the run folders'
+recorded sittings (optimisation and evaluation; a sitting killed by SIGKILL is not recorded) plus the
+time this command took to write the note; the note says over how many sittings.
 
 What the note may say. Every sentence that states a finding is generated from the run folders: scores are
 means ± 95 % Student-t intervals over pairs × seeds (``summary.csv``), comparisons are paired intervals
