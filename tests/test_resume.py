@@ -251,11 +251,22 @@ def test_results_note_continues_over_sittings(
     assert note_module.main(argv) == 2  # an existing run folder needs --resume (or --force)
     assert "--resume" in capsys.readouterr().err
     counter = _count(monkeypatch)
+    stated_s: list[float] = []
+    write_note = note_module.write_note
+
+    def capture(*args: Any, **kwargs: Any) -> Path:
+        stated_s.append(args[3])
+        return write_note(*args, **kwargs)
+
+    monkeypatch.setattr(note_module, "write_note", capture)
     assert note_module.main([*argv, "--resume"]) == 0
     assert counter.calls == OUTPUTS - 4
     text = note.read_text()
     seconds, sittings = note_module.recorded_seconds(tmp_path / "runs" / "kernels")
     assert sittings == 2 and "the sum of 2 sittings" in text
+    first = json.loads((tmp_path / "runs" / "kernels" / "sittings.json").read_text())[0]
+    assert first["interrupted"] and first["seconds"] > 0 and seconds > first["seconds"]
+    assert seconds <= stated_s[0] <= seconds + 10  # both sittings, plus writing the note
     found = re.search(r"runs included: ([0-9.]+) min wall time", text)
     assert found is not None
     stated = float(found.group(1))
