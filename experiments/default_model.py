@@ -151,9 +151,15 @@ def train(config: dict[str, Any], stage_name: str | None, iterations: int | None
         elif final.is_file() and stage_name is None:
             continue  # a finished stage kept as its model file
         else:
+            content = work / stage.get("content", "content")
+            if not content.is_dir():
+                raise SystemExit(
+                    f"stage {stage['name']!r}: content folder {content} does not exist; run "
+                    "python -m experiments.default_model prepare (photo_data made first; see the config)"
+                )
             command = [
                 "--content-dir",
-                str(work / stage.get("content", "content")),
+                str(content),
                 "--style-dir",
                 str(work / "style"),
                 "--output",

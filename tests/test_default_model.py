@@ -64,6 +64,13 @@ def test_prepare_links_wallpapers_and_photos_for_a_photo_stage(tmp_path: Path, w
     assert all(p.resolve().is_file() for p in (work / "content_photos").iterdir())
 
 
+def test_train_names_a_missing_stage_content_folder(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    config["stage"] = [{"name": "s1", "args": [], "iterations": 1, "content": "content_photos"}]
+    with pytest.raises(SystemExit, match=r"stage 's1': content folder .*content_photos does not.*prepare"):
+        default_model.train(config, None, None)
+
+
 def _write_log(path: Path, rows: int, start_style: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["iteration,lr,content,style,total,images_per_s"]
