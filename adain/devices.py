@@ -10,6 +10,7 @@ __all__ = [
     "CPU_BF16_SLOWDOWN",
     "PRECISION_CHOICES",
     "PrecisionWarning",
+    "cpu_has_amx_bf16",
     "cpu_has_native_bf16",
     "resolve_device",
     "resolve_precision",
@@ -44,9 +45,32 @@ CPU_BF16_SLOWDOWN = "about 9× slower than fp32 in our measurement on an AVX2-on
 
 _NATIVE_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 
+#: Measured on a Xeon that exposes AVX512-BF16 (and AVX512-FP16) but not AMX, 2 threads, VGG-19 decoder
+#: training at batch 8 on 128² crops (``python -m experiments.bench_train --crop 128 --no-port --precision
+#: fp32`` then ``bf16``): 2.98 images/s in fp32 against 2.22 in bf16; against the port at 256², 0.57 against
+#: 0.41. AVX512-BF16 alone computes bf16 natively but not faster, so ``auto`` asks for AMX on a CPU.
+CPU_AVX512_BF16_ONLY = "0.75× the speed of fp32 in our measurement on a CPU with AVX512-BF16 but no AMX"
+
 
 class PrecisionWarning(UserWarning):
     """A precision was asked for that this device runs slowly (e.g. bf16 on a CPU without native bf16)."""
+
+
+def _cpu_flags(cpuinfo_text: str | None) -> set[str]:
+    """The ``flags`` of ``/proc/cpuinfo`` (read from the file if ``cpuinfo_text`` is ``None``; no file, e.g.
+    on macOS or Windows, gives no flags)."""
+    if cpuinfo_text is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+                cpuinfo_text = fh.read()
+        except OSError:
+            return set()
+    flags: set[str] = set()
+    for line in cpuinfo_text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            flags.update(value.split())
+    return flags
 
 
 def cpu_has_native_bf16(cpuinfo_text: str | None = None) -> bool:
@@ -56,17 +80,13 @@ def cpu_has_native_bf16(cpuinfo_text: str | None = None) -> bool:
         cpuinfo_text: the text of ``/proc/cpuinfo`` (read from the file if ``None``; no file, e.g. on
             macOS or Windows, counts as no native bf16).
     """
-    if cpuinfo_text is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-                cpuinfo_text = fh.read()
-        except OSError:
-            return False
-    for line in cpuinfo_text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags" and _NATIVE_BF16_FLAGS & set(value.split()):
-            return True
-    return False
+    return bool(_NATIVE_BF16_FLAGS & _cpu_flags(cpuinfo_text))
+
+
+def cpu_has_amx_bf16(cpuinfo_text: str | None = None) -> bool:
+    """Whether the CPU has AMX bf16 tiles (``amx_bf16`` in ``/proc/cpuinfo``), where bf16 is faster than
+    fp32; AVX512-BF16 alone was slower (:data:`CPU_AVX512_BF16_ONLY`)."""
+    return "amx_bf16" in _cpu_flags(cpuinfo_text)
 
 
 def _cuda_bf16(device: torch.device) -> bool:
@@ -77,9 +97,10 @@ def _cuda_bf16(device: torch.device) -> bool:
 def resolve_precision(requested: str, device: torch.device | str, *, cpuinfo_text: str | None = None) -> str:
     """The concrete precision (``"fp32"``, ``"bf16"`` or ``"fp16"``) to run on ``device``.
 
-    ``"auto"`` gives bf16 where the hardware computes it natively (a CUDA GPU of compute capability ≥ 8.0,
-    or a CPU with AMX / AVX512-BF16) and fp32 elsewhere; bf16 emulated on other CPUs is much slower than
-    fp32. An explicit ``"bf16"`` on a CPU without native bf16 is kept but warns
+    ``"auto"`` gives bf16 where the hardware computes it natively and fast (a CUDA GPU of compute capability
+    ≥ 8.0, or a CPU with AMX) and fp32 elsewhere: bf16 emulated on an AVX2-only CPU is much slower than
+    fp32, and on a CPU with AVX512-BF16 but no AMX it was slower too (:data:`CPU_AVX512_BF16_ONLY`). An
+    explicit ``"bf16"`` on a CPU without native bf16 is kept but warns
     (:class:`PrecisionWarning`) with the measured cost; other explicit values are returned as they are.
 
     Args:
@@ -95,13 +116,13 @@ def resolve_precision(requested: str, device: torch.device | str, *, cpuinfo_tex
         raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}; got {requested!r}")
     device = torch.device(device)
     if device.type == "cuda":
-        native = _cuda_bf16(device)
+        native = fast = _cuda_bf16(device)
     elif device.type == "cpu":
-        native = cpu_has_native_bf16(cpuinfo_text)
+        native, fast = cpu_has_native_bf16(cpuinfo_text), cpu_has_amx_bf16(cpuinfo_text)
     else:
-        native = False
+        native = fast = False
     if requested == "auto":
-        return "bf16" if native else "fp32"
+        return "bf16" if fast else "fp32"
     if requested == "bf16" and device.type == "cpu" and not native:
         warnings.warn(
             "bf16 on a CPU without AMX or AVX512-BF16 is emulated: "

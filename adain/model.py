@@ -21,9 +21,10 @@ at the bottom/right (those rows come from the encoder's padding beyond the image
 geometry exact) and resizes bilinearly where the output is smaller (a stretch of less than ``s`` pixels).
 
 **Precision.** ``precision="bf16"`` / ``"fp16"`` runs the encoder and decoder under ``torch.autocast`` on the
-model's device (CPU autocast supports both; bf16 uses AMX / AVX512-BF16 where the CPU has them, and is
-emulated and much slower than fp32 on CPUs without them: :func:`adain.devices.resolve_precision` picks). The
-statistics, AdaIN, colour preservation and the output are float32 (colour ops run with autocast disabled).
+model's device (CPU autocast supports both; bf16 is fast with AMX, native but slower than fp32
+with AVX512-BF16 alone, and emulated and much slower on AVX2-only CPUs:
+:func:`adain.devices.resolve_precision` picks). The statistics, AdaIN, colour preservation and the output
+are float32 (colour ops run with autocast disabled).
 
 **Memory format.** By default (``channels_last=True``) the networks and their inputs use the channels-last
 layout, which is what oneDNN (CPU) and cuDNN tensor cores are fastest with; results are the same.

@@ -172,8 +172,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--precision",
         choices=PRECISION_CHOICES,
         default="auto",
-        help="network precision (autocast): auto (default) is bf16 where the GPU or CPU (AMX, "
-        "AVX512-BF16) computes it natively, fp32 elsewhere",
+        help="network precision (autocast): auto (default) is bf16 where the GPU (CUDA ≥ 8.0) or CPU "
+        "(AMX) computes it fast, fp32 elsewhere",
     )
 
 

@@ -195,7 +195,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     opt.add_argument(
         "--precision",
         choices=PRECISION_CHOICES,
-        help="autocast; auto: bf16 where the hardware computes it natively (AMX/AVX512-BF16 CPUs, "
+        help="autocast; auto: bf16 where the hardware computes it fast (AMX CPUs, "
         f"CUDA ≥ 8.0), else fp32 ({d.precision})",
     )
     opt.add_argument("--device", help="cpu, cuda, cuda:1 … or auto (default)")

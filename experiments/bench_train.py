@@ -3,6 +3,7 @@ port's ``train.py``, side by side in one run, and per encoder.
 
     python -m experiments.bench_train [--batch-size 8] [--crop 256] [--warmup 1] [--timed 3]
                                       [--encoders vgg19_caffe_normalised mobilenet_v2] [--device auto]
+                                      [--precision auto|fp32|bf16|fp16]
                                       [--port ../shared/reference/pytorch-AdaIN | --no-port]
 
 **Against the port** (CPU only; the port's crop is fixed at 256): the port's unmodified ``train.py`` (run by
@@ -10,7 +11,9 @@ port's ``train.py``, side by side in one run, and per encoder.
 ``vgg19_normalised`` encoder (the port's network and layout) get the same random encoder weights (one
 file), the same batch, the same 512 × 512 random images and 256 crops, one after the other in this
 process's run; ``adain train`` runs once with the paper's defaults and once with ``--channels-last
---cache-images``. The ratio of images/s to the port's is printed for each.
+--cache-images``, both in fp32 like the port, and, unless ``--precision fp32``, a third time with
+``--channels-last --cache-images --precision P`` (``auto`` gives bf16 on a CPU with AMX / AVX512-BF16, fp32
+elsewhere; the row names what was chosen). The ratio of images/s to the port's is printed for each.
 
 Each encoder runs :class:`adain.train.Trainer` end to end (data loading from PNG files, random crops,
 AdaIN, decoder, encoder of the output, meanstd style loss, backward, Adam step) on random 300 px images in
@@ -38,6 +41,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from adain.devices import PRECISION_CHOICES, resolve_precision
 from adain.encoders import build_encoder
 from adain.train import TrainConfig, Trainer, read_log
 
@@ -77,6 +81,7 @@ def bench(
         iterations=args.warmup + args.timed,
         checkpoint_every=10**9,
         device=args.device,
+        precision=args.precision,
         progress=False,
         num_samples=0,
     )
@@ -95,6 +100,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--timed", type=int, default=3)
     p.add_argument("--encoders", nargs="+", default=["vgg19_caffe_normalised", "mobilenet_v2"])
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default="auto",
+        help="adain train's --precision (auto: bf16 where the hardware computes it natively, else fp32)",
+    )
     p.add_argument("--port", type=Path, default=DEFAULT_PORT, help="the PyTorch AdaIN port's folder")
     p.add_argument("--no-port", action="store_true", help="skip the comparison with the port")
     args = p.parse_args(argv)
@@ -104,8 +115,10 @@ def main(argv: list[str] | None = None) -> None:
         if device.startswith("cuda")
         else platform.processor() or platform.machine()
     )
+    precision = resolve_precision(args.precision, device)
     print(
-        f"adain train speed: batch {args.batch_size}, {args.crop}×{args.crop} crops, fp32, meanstd loss, "
+        f"adain train speed: batch {args.batch_size}, {args.crop}×{args.crop} crops, {precision} "
+        f"(--precision {args.precision}), meanstd loss, "
         f"{args.warmup} warm-up + {args.timed} timed iterations; device {device} ({where}), "
         f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs; random encoder weights"
     )
@@ -157,9 +170,18 @@ def compare_with_port(root: Path, args: argparse.Namespace) -> None:
         f"against the public port (batch {args.batch_size}, 256² crops of 512² images, same random weights):"
     )
     print(f"  {'port train.py':<40}{port:>8.2f} images/s   1.00×")
-    for tag, extra in (("", {}), ("_fast", {"channels_last": True, "cache_images": True})):
-        label = "adain train" + (" --channels-last --cache-images" if extra else " (paper defaults)")
-        rate, _ = bench("vgg19_normalised", data, square, weights=weights, tag=tag, image_size=side, **extra)
+    fast = {"channels_last": True, "cache_images": True}
+    runs = [("", "adain train (paper defaults, fp32)", {"precision": "fp32"})]
+    runs.append(("_fast", "adain train --channels-last --cache-images", {**fast, "precision": "fp32"}))
+    if square.precision != "fp32":  # the faster precision this hardware allows, beside fp32
+        chosen = resolve_precision(square.precision, "cpu")
+        runs.append(("_fast_low", f"  … --precision {square.precision} ({chosen})", {**fast}))
+    for tag, label, extra in runs:
+        precision = extra.pop("precision", square.precision)
+        settings = argparse.Namespace(**{**vars(square), "precision": precision})
+        rate, _ = bench(
+            "vgg19_normalised", data, settings, weights=weights, tag=tag, image_size=side, **extra
+        )
         print(f"  {label:<40}{rate:>8.2f} images/s   {rate / port:.2f}×", flush=True)
 
 

@@ -585,7 +585,7 @@ def test_reconstruction_warm_start_inverts_the_encoder(data, tmp_path, capsys) -
 
 
 def test_precision_auto_follows_the_hardware_and_is_recorded(data, tmp_path, monkeypatch) -> None:
-    """``precision="auto"`` (the default) picks bf16 only where the CPU computes it natively, says so, and
+    """``precision="auto"`` (the default) picks bf16 only where the CPU computes it fast (AMX), says so, and
     the model file records the precision used."""
     import adain.devices
 
@@ -596,7 +596,7 @@ def test_precision_auto_follows_the_hardware_and_is_recorded(data, tmp_path, mon
     )  # fmt: skip
     assert TrainConfig(**base).precision == "auto"
     for native, expected in ((True, "bf16"), (False, "fp32")):
-        monkeypatch.setattr(adain.devices, "cpu_has_native_bf16", lambda text=None, n=native: n)
+        monkeypatch.setattr(adain.devices, "cpu_has_amx_bf16", lambda text=None, n=native: n)
         trainer = Trainer(TrainConfig(**base, output=str(tmp_path / expected)), log=said.append)
         assert trainer.precision == expected
         assert any(f"precision auto → {expected}" in line for line in said)
