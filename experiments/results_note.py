@@ -1,6 +1,6 @@
 """Run the result experiments and write ``notes/results.md`` from them: every finding computed from the data.
 
-    python -m experiments.results_note [--quick] [--no-run | --force | --resume] [--output FILE]
+    python -m experiments.results_note [--quick] [--no-run | --force | --resume | --snapshot] [--output FILE]
 
 One command regenerates the note from scratch, seeded: it runs :mod:`experiments.compare` on each config of
 :data:`RUNS` into ``runs/results/<name>/`` (``--quick``: the configs' ``[quick]`` tables, into
@@ -11,7 +11,9 @@ overwrite).
 
 Several sittings. The full runs take many hours on a CPU: run ``python -m experiments.results_note
 --resume`` (it starts missing run folders too), stop it with Ctrl-C or SIGTERM whenever, and run the same
-command again. Every finished optimisation is recorded (:mod:`experiments.resume`) and not redone; the
+command again. Across machines (a fresh checkout has no ``runs/``): ``--snapshot`` copies each run folder's
+settings, sittings, records and images to ``experiments/checkpoints/results/<name>/`` (commit it), and
+``--resume`` starts a missing run folder from that snapshot. Every finished optimisation is recorded (:mod:`experiments.resume`) and not redone; the
 evaluation, summary, figures and the note are rebuilt from all of them, equal to an uninterrupted run's
 (timing columns aside, which keep each optimisation's own measured seconds). A run folder made with other
 settings is refused, naming the differing keys. The wall time in the note is the sum of the run folders'
@@ -46,6 +48,10 @@ from PIL import Image, ImageDraw
 
 from experiments.intervals import paired_difference
 from experiments.runs import REPO_ROOT, ConfigError
+
+#: Committed snapshots of the note's run folders (``--snapshot``; ``results_quick`` for ``--quick``),
+#: seeding ``--resume`` on another machine.
+SNAPSHOTS = REPO_ROOT / "experiments" / "checkpoints"
 
 __all__ = [
     "MAX_SIDE", "RUNS", "image_grid", "main", "recorded_seconds", "same_method_lines", "write_note",
@@ -370,8 +376,17 @@ def main(argv: list[str] | None = None) -> int:
     again.add_argument("--force", action="store_true", help="replace existing run folders")
     again.add_argument(
         "--resume", action="store_true", help="continue existing run folders where they stopped (start "
-        "missing ones): for the full note over several sittings"
+        "missing ones, from the --snapshots folder where it has them): for the full note over several sittings"
     )  # fmt: skip
+    again.add_argument(
+        "--snapshot", action="store_true", help="copy the run folders' records and images to --snapshots "
+        "(to commit; a later --resume on a fresh checkout starts from them) and exit"
+    )  # fmt: skip
+    p.add_argument(
+        "--snapshots",
+        type=Path,
+        help="folder of the committed snapshots (default experiments/checkpoints/results[_quick])",
+    )
     p.add_argument("--output", type=Path, help="note file (default notes/results[_quick].md)")
     p.add_argument("--runs", type=Path, help="folder of the run folders (default runs/results[_quick])")
     args = p.parse_args(argv)
@@ -380,9 +395,21 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or REPO_ROOT / "notes" / f"results{suffix}.md"
     root = args.runs or REPO_ROOT / "runs" / f"results{suffix}"
     runs = {name: root / name for name, _, _ in RUNS}
+    snapshots = args.snapshots or SNAPSHOTS / f"results{suffix}"
     from experiments.compare import run as run_compare
     from experiments.optimize import load_config
-    from experiments.resume import RunInterrupted, sigterm_as_interrupt
+    from experiments.resume import RunInterrupted, seed_from_snapshot, sigterm_as_interrupt, snapshot
+
+    if args.snapshot:
+        try:
+            for name, folder in runs.items():
+                if folder.is_dir():
+                    kept = snapshot(folder, snapshots / name)
+                    print(f"{snapshots / name}: {kept} finished outputs of {folder}")
+        except ConfigError as exc:
+            print(f"results_note: error: {exc}", file=sys.stderr)
+            return 2
+        return 0
 
     running = 0.0  # seconds of this command inside the runs (they record their own time)
     try:
@@ -399,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"results_note: error: {folder} exists; use --resume to continue it, --force to "
                           "replace it or --no-run to reuse it", file=sys.stderr)  # fmt: skip
                     return 2
+                if args.resume and seed_from_snapshot(snapshots / name, folder):
+                    print(f"started {folder} from the snapshot {snapshots / name}")
                 config = load_config(REPO_ROOT / cfg, quick=args.quick)
                 began = time.perf_counter()
                 run_compare(config, folder, resume=args.resume, force=args.force)

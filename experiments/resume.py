@@ -17,6 +17,9 @@ of an uninterrupted run. Besides its aggregate files a run folder holds::
 * :func:`add_sitting`/:func:`update_last_sitting` keep ``sittings.json``; :func:`sittings_seconds` sums it.
 * :func:`sigterm_as_interrupt` turns SIGTERM into ``KeyboardInterrupt`` for a command line's ``main``;
   :class:`RunInterrupted` is what a run raises then, naming the folder and how to continue.
+* :func:`snapshot` copies what a resume needs (the experiment, the sittings, the records and their
+  images) to a folder that can be committed; :func:`seed_from_snapshot` starts a missing run folder from
+  it on another machine, so a run of many CPU hours can go on across sessions.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 from experiments.runs import ConfigError, jsonable, write_json
 
 __all__ = [
+    "IMAGES",
     "RECORDS",
     "SETTINGS",
     "SITTINGS",
@@ -42,8 +46,10 @@ __all__ = [
     "prepare",
     "read_record",
     "read_sittings",
+    "seed_from_snapshot",
     "sigterm_as_interrupt",
     "sittings_seconds",
+    "snapshot",
     "update_last_sitting",
     "write_record",
 ]
@@ -51,6 +57,8 @@ __all__ = [
 SETTINGS = "settings.json"
 SITTINGS = "sittings.json"
 RECORDS = "records"
+IMAGES = "images"  # images/<job>/<output>.png, beside records/<job>/<output>.json (experiments.optimize)
+CONFIG = "config.toml"
 
 
 class RunFolderError(ConfigError):
@@ -226,3 +234,59 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def snapshot(folder: Path, target: Path) -> int:
+    """Copy what resuming ``folder`` needs into ``target`` (replacing an earlier snapshot there); returns
+    the number of finished outputs kept.
+
+    Kept: ``settings.json``, ``config.toml``, ``sittings.json``, every record and the image of each record
+    (an image without a record is an output killed midway, redone on resume, and left out). The aggregate
+    files and figures are not kept: a resume rebuilds them from the records. The copy is written beside
+    ``target`` and renamed into place, so an interrupted snapshot leaves the previous one whole.
+
+    Raises:
+        RunFolderError: ``folder`` is not a resumable run folder (no ``settings.json``).
+    """
+    folder, target = Path(folder), Path(target)
+    if not (folder / SETTINGS).is_file():
+        raise RunFolderError(f"{folder}: nothing to snapshot: no {SETTINGS} (not a resumable run folder)")
+    staging = target.with_name(target.name + ".partial")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    for name in (SETTINGS, CONFIG, SITTINGS):
+        if (folder / name).is_file():
+            shutil.copy2(folder / name, staging / name)
+    kept = 0
+    for record in sorted((folder / RECORDS).glob("*/*.json")):
+        job, output = record.parent.name, record.stem
+        image = folder / IMAGES / job / f"{output}.png"
+        if not image.is_file():
+            continue
+        for source, dest in (
+            (record, staging / RECORDS / job / record.name),
+            (image, staging / IMAGES / job / image.name),
+        ):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest)
+        kept += 1
+    old = target.with_name(target.name + ".old")
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    if old.exists():
+        shutil.rmtree(old)
+    return kept
+
+
+def seed_from_snapshot(source: Path, folder: Path) -> bool:
+    """Start the run folder ``folder`` from the snapshot ``source`` (made by :func:`snapshot`) when
+    ``folder`` is missing or empty and ``source`` holds one; returns whether it did. A run folder that
+    already has files is never touched (it is newer than, or the same as, the snapshot)."""
+    source, folder = Path(source), Path(folder)
+    if not (source / SETTINGS).is_file() or (folder.exists() and any(folder.iterdir())):
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, folder, dirs_exist_ok=True)
+    return True

@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -23,7 +24,9 @@ from experiments.resume import (
     differences,
     prepare,
     read_record,
+    seed_from_snapshot,
     sigterm_as_interrupt,
+    snapshot,
 )
 
 TIMING = {"seconds"}  # the columns that measure time, not results
@@ -250,6 +253,12 @@ def test_results_note_continues_over_sittings(
     assert "4 of 8 outputs are recorded" in err and "--resume" in err and not note.exists()
     assert note_module.main(argv) == 2  # an existing run folder needs --resume (or --force)
     assert "--resume" in capsys.readouterr().err
+    # across machines: snapshot the run, lose runs/ (a fresh checkout), resume from the snapshot
+    snapshots = tmp_path / "snapshots"
+    assert note_module.main([*argv, "--snapshot", "--snapshots", str(snapshots)]) == 0
+    assert "4 finished outputs" in capsys.readouterr().out
+    shutil.rmtree(tmp_path / "runs")
+    argv += ["--snapshots", str(snapshots)]
     counter = _count(monkeypatch)
     stated_s: list[float] = []
     write_note = note_module.write_note
@@ -261,6 +270,7 @@ def test_results_note_continues_over_sittings(
     monkeypatch.setattr(note_module, "write_note", capture)
     assert note_module.main([*argv, "--resume"]) == 0
     assert counter.calls == OUTPUTS - 4
+    assert f"from the snapshot {snapshots / 'kernels'}" in capsys.readouterr().out
     text = note.read_text()
     seconds, sittings = note_module.recorded_seconds(tmp_path / "runs" / "kernels")
     assert sittings == 2 and "the sum of 2 sittings" in text
@@ -271,3 +281,50 @@ def test_results_note_continues_over_sittings(
     assert found is not None
     stated = float(found.group(1))
     assert seconds / 60 - 0.05 <= stated <= seconds / 60 + 0.15  # the sittings' time (+ writing the note)
+
+
+def _fake_run(folder: Path) -> None:
+    """A run folder: the experiment, one sitting, output a (record + image), b (record, its image not yet
+    written), c (an image whose record was never written: killed midway), aggregates and figures."""
+    for name, text in (
+        ("settings.json", '{"seed": 0}'),
+        ("config.toml", "seed = 0\n"),
+        ("sittings.json", "[]"),
+    ):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    for rel, text in (
+        ("records/job/a.json", '{"row": {}}'), ("images/job/a.png", "png a"),
+        ("records/job/b.json", '{"row": {}}'), ("images/job/c.png", "png c"),
+        ("summary.csv", "x"), ("figures/grid.png", "grid"),
+    ):  # fmt: skip
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(text)
+
+
+def _files(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_snapshot_keeps_what_a_resume_needs_and_seeding_starts_only_a_missing_folder(tmp_path) -> None:
+    run, target = tmp_path / "run", tmp_path / "snap" / "kernels"
+    _fake_run(run)
+    assert snapshot(run, target) == 1  # only a is finished (b has no image, c no record)
+    expected = ["config.toml", "images/job/a.png", "records/job/a.json", "settings.json", "sittings.json"]
+    assert sorted(_files(target)) == expected
+    (run / "images" / "job" / "b.png").write_text("png b")
+    assert snapshot(run, target) == 2  # the earlier snapshot is replaced whole
+    assert "records/job/b.json" in _files(target) and sorted(p.name for p in target.parent.iterdir()) == [
+        "kernels"
+    ]
+
+    fresh = tmp_path / "fresh" / "kernels"
+    assert seed_from_snapshot(target, fresh)
+    assert _files(fresh) == _files(target)
+    (fresh / "records" / "job" / "new.json").write_text("{}")
+    assert not seed_from_snapshot(target, fresh)  # a folder with files is newer: never touched
+    assert (fresh / "records" / "job" / "new.json").is_file()
+    assert not seed_from_snapshot(tmp_path / "nothing", tmp_path / "other")
+    assert not (tmp_path / "other").exists()
+    with pytest.raises(RunFolderError, match=re.escape(str(tmp_path / "snap"))):
+        snapshot(tmp_path / "snap", tmp_path / "s2")  # not a run folder (no settings.json)
