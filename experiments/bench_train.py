@@ -170,14 +170,16 @@ def compare_with_port(root: Path, args: argparse.Namespace) -> None:
         f"against the public port (batch {args.batch_size}, 256² crops of 512² images, same random weights):"
     )
     print(f"  {'port train.py':<40}{port:>8.2f} images/s   1.00×")
-    fast = {"channels_last": True, "cache_images": True}
-    runs = [("", "adain train (paper defaults, fp32)", {"precision": "fp32"})]
-    runs.append(("_fast", "adain train --channels-last --cache-images", {**fast, "precision": "fp32"}))
+    fast: dict[str, Any] = {"channels_last": True, "cache_images": True}
+    # (tag, label, precision, extra TrainConfig fields)
+    runs: list[tuple[str, str, str, dict[str, Any]]] = [
+        ("", "adain train (paper defaults, fp32)", "fp32", {}),
+        ("_fast", "adain train --channels-last --cache-images", "fp32", fast),
+    ]
     if square.precision != "fp32":  # the faster precision this hardware allows, beside fp32
         chosen = resolve_precision(square.precision, "cpu")
-        runs.append(("_fast_low", f"  … --precision {square.precision} ({chosen})", {**fast}))
-    for tag, label, extra in runs:
-        precision = extra.pop("precision", square.precision)
+        runs.append(("_fast_low", f"  … --precision {square.precision} ({chosen})", square.precision, fast))
+    for tag, label, precision, extra in runs:
         settings = argparse.Namespace(**{**vars(square), "precision": precision})
         rate, _ = bench(
             "vgg19_normalised", data, settings, weights=weights, tag=tag, image_size=side, **extra
