@@ -11,9 +11,9 @@ port's ``train.py``, side by side in one run, and per encoder.
 ``vgg19_normalised`` encoder (the port's network and layout) get the same random encoder weights (one
 file), the same batch, the same 512 × 512 random images and 256 crops, one after the other in this
 process's run; ``adain train`` runs once with the paper's defaults and once with ``--channels-last
---cache-images``, both in fp32 like the port, and, unless ``--precision fp32``, a third time with
-``--channels-last --cache-images --precision P`` (``auto`` gives bf16 on a CPU with AMX / AVX512-BF16, fp32
-elsewhere; the row names what was chosen). The ratio of images/s to the port's is printed for each.
+--cache-images``, both in fp32 like the port, and a third time with ``--channels-last --cache-images
+--precision P`` when P resolves to bf16 or fp16 (``auto``: bf16 on a CPU with AMX, fp32 elsewhere; the row
+names what was chosen). The ratio of images/s to the port's is printed for each.
 
 Each encoder runs :class:`adain.train.Trainer` end to end (data loading from PNG files, random crops,
 AdaIN, decoder, encoder of the output, meanstd style loss, backward, Adam step) on random 300 px images in
@@ -176,8 +176,8 @@ def compare_with_port(root: Path, args: argparse.Namespace) -> None:
         ("", "adain train (paper defaults, fp32)", "fp32", {}),
         ("_fast", "adain train --channels-last --cache-images", "fp32", fast),
     ]
-    if square.precision != "fp32":  # the faster precision this hardware allows, beside fp32
-        chosen = resolve_precision(square.precision, "cpu")
+    chosen = resolve_precision(square.precision, "cpu")
+    if chosen != "fp32":  # the lower precision asked for (or that auto chose here), beside fp32
         runs.append(("_fast_low", f"  … --precision {square.precision} ({chosen})", square.precision, fast))
     for tag, label, precision, extra in runs:
         settings = argparse.Namespace(**{**vars(square), "precision": precision})
