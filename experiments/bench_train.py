@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         "--precision",
         choices=PRECISION_CHOICES,
         default="auto",
-        help="adain train's --precision (auto: bf16 where the hardware computes it natively, else fp32)",
+        help="adain train's --precision (auto: bf16 on a CPU with AMX or CUDA ≥ 8.0, else fp32)",
     )
     p.add_argument("--port", type=Path, default=DEFAULT_PORT, help="the PyTorch AdaIN port's folder")
     p.add_argument("--no-port", action="store_true", help="skip the comparison with the port")

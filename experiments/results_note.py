@@ -13,12 +13,12 @@ Several sittings. The full runs take many hours on a CPU: run ``python -m experi
 --resume`` (it starts missing run folders too), stop it with Ctrl-C or SIGTERM whenever, and run the same
 command again. Across machines (a fresh checkout has no ``runs/``): ``--snapshot`` copies each run folder's
 settings, sittings, records and images to ``experiments/checkpoints/results/<name>/`` (commit it), and
-``--resume`` starts a missing run folder from that snapshot. Every finished optimisation is recorded (:mod:`experiments.resume`) and not redone; the
-evaluation, summary, figures and the note are rebuilt from all of them, equal to an uninterrupted run's
-(timing columns aside, which keep each optimisation's own measured seconds). A run folder made with other
-settings is refused, naming the differing keys. The wall time in the note is the sum of the run folders'
-recorded sittings (optimisation and evaluation; a sitting killed by SIGKILL is not recorded) plus the
-time this command took to write the note; the note says over how many sittings.
+``--resume`` starts a missing run folder from that snapshot. Every finished optimisation is recorded
+(:mod:`experiments.resume`) and not redone; the evaluation, summary, figures and the note are rebuilt
+from all of them, equal to an uninterrupted run's (timing columns aside, which keep each optimisation's
+own measured seconds). A run folder made with other settings is refused, naming the differing keys. The
+wall time in the note is the sum of the run folders' recorded sittings (optimisation and evaluation; a
+sitting killed by SIGKILL is not recorded) plus the time this command took to write the note; the note says over how many sittings.
 
 What the note may say. Every sentence that states a finding is generated from the run folders: scores are
 means ± 95 % Student-t intervals over pairs × seeds (``summary.csv``), comparisons are paired intervals
@@ -406,6 +406,10 @@ def main(argv: list[str] | None = None) -> int:
                 if folder.is_dir():
                     kept = snapshot(folder, snapshots / name)
                     print(f"{snapshots / name}: {kept} finished outputs of {folder}")
+            if not any(folder.is_dir() for folder in runs.values()):
+                print(f"results_note: error: no run folder under {root} to snapshot; start the runs with "
+                      "--resume first (or name their folder with --runs)", file=sys.stderr)  # fmt: skip
+                return 2
         except ConfigError as exc:
             print(f"results_note: error: {exc}", file=sys.stderr)
             return 2

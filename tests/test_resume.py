@@ -255,6 +255,17 @@ def test_results_note_continues_over_sittings(
     assert "--resume" in capsys.readouterr().err
     # across machines: snapshot the run, lose runs/ (a fresh checkout), resume from the snapshot
     snapshots = tmp_path / "snapshots"
+    empty = [
+        "--runs",
+        str(tmp_path / "none"),
+        "--output",
+        str(note),
+        "--snapshot",
+        "--snapshots",
+        str(snapshots),
+    ]
+    assert note_module.main(empty) == 2  # nothing to snapshot: said, with what to do
+    assert "no run folder" in capsys.readouterr().err and not snapshots.exists()
     assert note_module.main([*argv, "--snapshot", "--snapshots", str(snapshots)]) == 0
     assert "4 finished outputs" in capsys.readouterr().out
     shutil.rmtree(tmp_path / "runs")
