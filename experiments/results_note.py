@@ -18,7 +18,8 @@ settings, sittings, records and images to ``experiments/checkpoints/results/<nam
 from all of them, equal to an uninterrupted run's (timing columns aside, which keep each optimisation's
 own measured seconds). A run folder made with other settings is refused, naming the differing keys. The
 wall time in the note is the sum of the run folders' recorded sittings (optimisation and evaluation; a
-sitting killed by SIGKILL is not recorded) plus the time this command took to write the note; the note says over how many sittings.
+sitting killed by SIGKILL is not recorded) plus the time this command took to write the note; the note
+says over how many sittings.
 
 What the note may say. Every sentence that states a finding is generated from the run folders: scores are
 means ± 95 % Student-t intervals over pairs × seeds (``summary.csv``), comparisons are paired intervals
