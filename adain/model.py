@@ -20,6 +20,13 @@ padded stride-2 convs (``vgg19_normalised``, MobileNetV2) a larger one. :func:`f
 at the bottom/right (those rows come from the encoder's padding beyond the image, so cropping keeps the
 geometry exact) and resizes bilinearly where the output is smaller (a stretch of less than ``s`` pixels).
 
+**Borders.** The encoder zero-pads its convolutions, so the features of the outermost few pixels differ from
+the interior's and a decoder paints a frame there (lines a few pixels in from the edges, marks at the
+corners). ``stylize(..., context_padding=p)`` reflects ``p`` pixels of the content outwards on every side
+before encoding and cuts them from the output, so that frame falls outside the picture (masks are fitted to
+the content and padded the same way). ``adain stylize`` uses 32 pixels; the default here, 0, is the paper's
+pipeline.
+
 **Precision.** ``precision="bf16"`` / ``"fp16"`` runs the encoder and decoder under ``torch.autocast`` on the
 model's device (CPU autocast supports both; bf16 is fast with AMX, native but slower than fp32
 with AVX512-BF16 alone, and emulated and much slower on AVX2-only CPUs:
@@ -48,6 +55,7 @@ from adain.ops import (
     StyleStats,
     luminance_only_inputs,
     match_color,
+    resize_masks,
     style_stats,
     style_transfer_features,
     transfer_luminance,
@@ -59,6 +67,7 @@ __all__ = [
     "Precision",
     "PreserveColor",
     "autocast_context",
+    "context_padding_amounts",
     "fit_to_size",
     "preserve_color_mode",
 ]
@@ -111,6 +120,19 @@ def fit_to_size(images: Tensor, size: Sequence[int]) -> Tensor:
     if tuple(out.shape[-2:]) != (th, tw):
         out = F.interpolate(out, size=(th, tw), mode="bilinear", align_corners=False)
     return out
+
+
+def context_padding_amounts(size: Sequence[int], padding: int) -> tuple[int, int]:
+    """``(vertical, horizontal)`` reflection padding for an image of ``size = (H, W)``: ``padding`` on each
+    axis, limited to ``H − 1`` and ``W − 1`` (a reflection cannot be wider than the image).
+
+    Raises:
+        ValueError: ``padding`` negative or not an integer.
+    """
+    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"context_padding must be a non-negative number of pixels, got {padding!r}")
+    height, width = int(size[0]), int(size[1])
+    return min(padding, max(height - 1, 0)), min(padding, max(width - 1, 0))
 
 
 def _as_batch(image: Tensor, what: str) -> tuple[Tensor, bool]:
@@ -272,6 +294,7 @@ class AdaINModel(nn.Module):
         preserve_color: PreserveColor = False,
         *,
         mask_interpolation: MaskInterpolation = "nearest",
+        context_padding: int = 0,
     ) -> Tensor:
         """Stylize ``content`` with one or more styles (no gradients).
 
@@ -289,17 +312,22 @@ class AdaINModel(nn.Module):
                 ``"luminance"``: stylise the luminance only and keep the content's chroma
                 (:func:`adain.ops.luminance_only_inputs`, :func:`adain.ops.transfer_luminance`).
             mask_interpolation: how masks are resized to the feature resolution.
+            context_padding: pixels of the content reflected outwards on every side before encoding and
+                cut from the output (:func:`context_padding_amounts`); moves the frame that the encoder's
+                zero padding makes a decoder paint out of the picture (module doc). Masks are then first
+                fitted to the content's ``H × W`` with ``mask_interpolation`` and padded the same way.
 
         Returns:
             float32 ``[3, H, W]`` (unbatched content) or ``[B, 3, H, W]``, the content's size, in [0, 1].
 
         Raises:
-            ValueError: bad shapes, alpha, weights or masks (from :mod:`adain.ops`), or StyleStats given
-                together with ``preserve_color``.
+            ValueError: bad shapes, alpha, weights or masks (from :mod:`adain.ops`), StyleStats given
+                together with ``preserve_color``, or a negative ``context_padding``.
             ImageTooSmallError: an image is too small for the encoder/decoder.
         """
         c, unbatched = _as_batch(content, "content")
         c = c.to(self.device)
+        pad_h, pad_w = context_padding_amounts(c.shape[-2:], context_padding)
         items = _style_list(styles)
         mode = preserve_color_mode(preserve_color)
         if mode is not None and any(isinstance(s, StyleStats) for s in items):
@@ -320,6 +348,12 @@ class AdaINModel(nn.Module):
                     pairs = [luminance_only_inputs(c, s) for s in style_in]  # type: ignore[arg-type]
                     content_in, style_in = pairs[0][0], [p[1] for p in pairs]
             stats = [s if isinstance(s, StyleStats) else self.encode_style(s) for s in style_in]
+            if pad_h or pad_w:
+                box = (pad_w, pad_w, pad_h, pad_h)
+                content_in = F.pad(content_in, box, mode="reflect")
+                if masks is not None:
+                    fitted = resize_masks(masks, (c.shape[-2], c.shape[-1]), mode=mask_interpolation)
+                    masks = F.pad(fitted, box, mode="reflect")
             feats = self.encode(content_in)
             with self._exact():
                 target = style_transfer_features(
@@ -330,7 +364,8 @@ class AdaINModel(nn.Module):
                     masks=masks,
                     mask_interpolation=mask_interpolation,
                 )
-            out = self.decode(target, size=c.shape[-2:])
+            out = self.decode(target, size=content_in.shape[-2:])
+            out = out[..., pad_h : pad_h + c.shape[-2], pad_w : pad_w + c.shape[-1]].contiguous()
             if mode == "luminance":
                 with self._exact():
                     out = transfer_luminance(out, c)

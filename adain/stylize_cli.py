@@ -151,6 +151,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "content's colour mean/covariance; 'luminance' stylises the luminance only",
     )
 
+    ctl.add_argument(
+        "--context-padding",
+        type=int,
+        default=32,
+        metavar="PX",
+        help="reflect this many pixels of the content outwards before encoding and cut them from the "
+        "output, so the frame that the encoder's zero padding makes the decoder paint falls outside the "
+        "picture (default: %(default)s; 0: the paper's pipeline)",
+    )
     model = p.add_argument_group("model (default: the model file shipped with the package)")
     model.add_argument("--model", metavar="FILE", help="model file (encoder name + decoder weights)")
     model.add_argument("--encoder", choices=decoder_names(), help="encoder for a raw --decoder state dict")
@@ -326,6 +335,8 @@ def _job(args: argparse.Namespace) -> _Job:
             raise UsageError(f"--mask needs one mask per style: got {len(masks)} mask(s) for {k} style(s)")
     if not 0.0 <= args.alpha <= 1.0:
         raise UsageError(f"--alpha must lie in [0, 1]; got {args.alpha}")
+    if args.context_padding < 0:
+        raise UsageError(f"--context-padding must be 0 or more pixels; got {args.context_padding}")
     ext = "." + str(args.ext).lower().lstrip(".")
     if Image.registered_extensions().get(ext) not in Image.SAVE:
         raise UsageError(f"--ext {args.ext}: Pillow cannot write {ext} files (use jpg or png)")
@@ -524,6 +535,7 @@ def _stylize_pair(
         weights=job.weights,
         masks=masks,
         preserve_color=args.preserve_color or False,
+        context_padding=args.context_padding,
     )
     return save_image(out, path)
 

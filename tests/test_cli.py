@@ -110,6 +110,22 @@ def test_folder_mode_reports_bad_inputs_and_runs_the_rest(
     assert "FAILED skipping" not in err
 
 
+@pytest.mark.parametrize(("extra", "padding"), [([], 32), (["--context-padding", "0"], 0)])
+def test_context_padding_reaches_the_model(paper_images, decoder_file, tmp_path, monkeypatch, extra, padding):
+    seen: list[int] = []
+    original = AdaINModel.stylize
+
+    def recording(self, *args, **kwargs):
+        seen.append(kwargs["context_padding"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AdaINModel, "stylize", recording)
+    content, style = str(paper_images.content / "lenna.jpg"), str(paper_images.style / "sketch.png")
+    args = ["stylize", "--content", content, "--style", style, "--output", str(tmp_path), *SIZE]
+    assert main([*args, *random_model(decoder_file), *extra]) == 0
+    assert seen == [padding]
+
+
 def test_interpolation_with_weights_and_masks_gives_one_output(paper_images, decoder_file, tmp_path) -> None:
     out = tmp_path / "out"
     content = str(paper_images.content / "newyork.jpg")
@@ -141,6 +157,7 @@ def test_interpolation_with_weights_and_masks_gives_one_output(paper_images, dec
         (["--mask", "a.png", "b.png"], "does not exist"),
         (["--ext", "xyz"], "cannot write .xyz"),
         (["--crop", "--content-size", "0"], "--crop needs"),
+        (["--context-padding", "-1"], "--context-padding must be 0 or more"),
     ],
 )
 def test_usage_errors_exit_2(paper_images, decoder_file, tmp_path, capsys, extra, message) -> None:

@@ -10,7 +10,13 @@ import torch
 from adain.decoders import build_decoder
 from adain.encoders import build_encoder
 from adain.errors import CheckpointError, ImageTooSmallError
-from adain.model import AdaINModel, autocast_context, fit_to_size, preserve_color_mode
+from adain.model import (
+    AdaINModel,
+    autocast_context,
+    context_padding_amounts,
+    fit_to_size,
+    preserve_color_mode,
+)
 from adain.modelfile import (
     FORMAT_VERSION,
     build_model,
@@ -19,7 +25,7 @@ from adain.modelfile import (
     read_model_file,
     save_model_file,
 )
-from adain.ops import StyleStats
+from adain.ops import StyleStats, luminance_only_inputs, resize_masks, transfer_luminance
 
 
 def _model(name: str, seed: int = 0) -> AdaINModel:
@@ -100,6 +106,47 @@ def test_full_mask_equals_single_style_and_alpha_zero_reconstructs() -> None:
     torch.testing.assert_close(masked, model.stylize(content, s1), atol=1e-5, rtol=1e-5)
     recon = model.stylize(content, s1, alpha=0.0)
     torch.testing.assert_close(recon, model.decode(model.encode(content[None]), size=(40, 48))[0])
+
+
+@pytest.mark.parametrize("mode", ["single", "masks", "soft_masks_low_res", "luminance_masks"])
+def test_context_padding_stylizes_the_reflected_content_and_crops(
+    model: AdaINModel, images: dict, mode: str
+) -> None:
+    """Padding p = stylizing the content reflected outwards by p on every side, cut back to H × W (masks
+    fitted to the content and reflected the same way)."""
+    args, kwargs = MODES[mode](images)
+    content, p = images["content"], 9
+    out = model.stylize(content, *args, **kwargs, context_padding=p)
+    assert out.shape == content.shape
+    padded = torch.nn.functional.pad(content[None], (p, p, p, p), mode="reflect")[0]
+    manual = dict(kwargs)
+    if "masks" in kwargs:
+        fitted = resize_masks(kwargs["masks"], tuple(content.shape[-2:]))
+        manual["masks"] = torch.nn.functional.pad(fitted, (p, p, p, p), mode="reflect")
+    if manual.pop("preserve_color", None) == "luminance":  # luminance in, the content's chroma out
+        styles = [luminance_only_inputs(content[None], s if s.dim() == 4 else s[None])[1] for s in args[0]]
+        grey = luminance_only_inputs(content[None], styles[0])[0]
+        grey = torch.nn.functional.pad(grey, (p, p, p, p), mode="reflect")
+        expected = model.stylize(grey, styles, **manual)[..., p:-p, p:-p]
+        expected = transfer_luminance(expected, content[None])[0]
+    else:
+        expected = model.stylize(padded, *args, **manual)[:, p:-p, p:-p]
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    assert not torch.equal(out, model.stylize(content, *args, **kwargs))
+    torch.testing.assert_close(model.stylize(content, *args, **kwargs, context_padding=0),
+                               model.stylize(content, *args, **kwargs))  # fmt: skip
+
+
+def test_context_padding_is_limited_by_the_image_and_checked() -> None:
+    assert context_padding_amounts((45, 61), 32) == (32, 32)
+    assert context_padding_amounts((20, 33), 32) == (19, 32)
+    assert context_padding_amounts((1, 5), 3) == (0, 3)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="non-negative number of pixels"):
+            context_padding_amounts((10, 10), bad)  # type: ignore[arg-type]
+    model = _model("vgg19")
+    out = model.stylize(torch.rand(3, 24, 30), torch.rand(3, 30, 30), context_padding=64)
+    assert out.shape == (3, 24, 30)
 
 
 def test_fit_to_size_crops_larger_and_resizes_smaller() -> None:
