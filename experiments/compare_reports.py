@@ -3,7 +3,9 @@
     python -m experiments.compare_reports runs/report_A runs/report_B [runs/report_C ...] [--output F.csv]
 
 Each report folder (``python -m experiments.default_model report``) holds ``scores.csv``: one row per
-(content, style) pair with ``style_ratio`` and ``content_ratio``. The first report is the baseline. For
+(content, style) pair with ``style_ratio`` and ``content_ratio``, and ``artefacts.csv`` with the model's
+``checkerboard_output`` and ``border_output`` per pair (compared when both reports have it; see
+:mod:`adain.evaluation.artefacts`). The first report is the baseline. For
 each later report and metric this prints the median of each, and the **paired** difference
 ``later − baseline`` over the pairs both reports scored: its mean with Student's t-interval, its median with
 a percentile bootstrap interval, and the fraction of pairs where the later report is lower (better). A
@@ -23,7 +25,9 @@ from pathlib import Path
 from experiments.intervals import Interval, MedianInterval, bootstrap_median, paired_difference
 
 METRICS = ("style_ratio", "content_ratio")
+ARTEFACT_METRICS = ("checkerboard_output", "border_output")
 SCORES_NAME = "scores.csv"
+ARTEFACTS_NAME = "artefacts.csv"
 
 
 class ReportError(ValueError):
@@ -51,34 +55,49 @@ class PairedComparison:
         return "lower" if d.mean < 0 else "higher"
 
 
-def read_scores(folder: Path) -> dict[tuple[str, str], dict[str, float]]:
-    """``{(content, style): {metric: value}}`` from ``folder/scores.csv``.
-
-    Raises:
-        ReportError: no such file, a missing column, a duplicate pair or a value that is not a finite number
-            (naming the file and row).
-    """
-    path = Path(folder) / SCORES_NAME
-    if not path.is_file():
-        raise ReportError(f"{path}: no such file (is {folder} a default_model report folder?)")
+def _read_table(path: Path, metrics: Sequence[str]) -> dict[tuple[str, str], dict[str, float]]:
+    """``{(content, style): {metric: value}}`` from one CSV (rows of ``method`` "adain" only, if it has
+    that column)."""
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    need = {"content", "style", *METRICS}
+    need = {"content", "style", *metrics}
     if not rows or not need <= set(rows[0]):
         have = sorted(rows[0]) if rows else "no rows"
         raise ReportError(f"{path}: needs columns {sorted(need)}, found {have}")
     out: dict[tuple[str, str], dict[str, float]] = {}
     for line, row in enumerate(rows, start=2):
+        if row.get("method", "adain") != "adain":
+            continue
         key = (row["content"], row["style"])
         if key in out:
             raise ReportError(f"{path}, line {line}: the pair {key} appears twice")
         try:
-            values = {m: float(row[m]) for m in METRICS}
+            values = {m: float(row[m]) for m in metrics}
         except (TypeError, ValueError):
-            raise ReportError(f"{path}, line {line}: {[row[m] for m in METRICS]} are not numbers") from None
+            raise ReportError(f"{path}, line {line}: {[row[m] for m in metrics]} are not numbers") from None
         if not all(v == v and abs(v) != float("inf") for v in values.values()):
             raise ReportError(f"{path}, line {line}: non-finite score {values}")
         out[key] = values
+    return out
+
+
+def read_scores(folder: Path) -> dict[tuple[str, str], dict[str, float]]:
+    """``{(content, style): {metric: value}}`` from ``folder/scores.csv``, with the artefact metrics of
+    ``folder/artefacts.csv`` added where that file exists (for the pairs it holds).
+
+    Raises:
+        ReportError: no scores.csv, a missing column, a duplicate pair or a value that is not a finite
+            number (naming the file and row).
+    """
+    path = Path(folder) / SCORES_NAME
+    if not path.is_file():
+        raise ReportError(f"{path}: no such file (is {folder} a default_model report folder?)")
+    out = _read_table(path, METRICS)
+    artefacts = Path(folder) / ARTEFACTS_NAME
+    if artefacts.is_file():
+        for key, values in _read_table(artefacts, ARTEFACT_METRICS).items():
+            if key in out:
+                out[key].update(values)
     return out
 
 
@@ -90,7 +109,8 @@ def compare(
     resamples: int = 2000,
     seed: int = 0,
 ) -> list[PairedComparison]:
-    """``other − baseline`` per metric over the pairs both hold (sorted, so the order is fixed).
+    """``other − baseline`` per metric over the pairs both hold (sorted, so the order is fixed); the
+    artefact metrics only when every shared pair has them in both.
 
     Raises:
         ReportError: the two share no pair.
@@ -99,7 +119,9 @@ def compare(
     if not shared:
         raise ReportError(f"{name} and the baseline share no (content, style) pair")
     result = []
-    for metric in METRICS:
+    for metric in (*METRICS, *ARTEFACT_METRICS):
+        if not all(metric in baseline[k] and metric in other[k] for k in shared):
+            continue  # an artefact metric that one of the reports lacks
         a = [baseline[k][metric] for k in shared]
         b = [other[k][metric] for k in shared]
         diffs = [y - x for x, y in zip(a, b, strict=True)]

@@ -40,6 +40,7 @@ __all__ = ["REPORT_DEFAULTS", "gatys_subset", "run_report", "training_curves"]
 REPORT_DEFAULTS: dict[str, Any] = {
     "content_size": 384,
     "style_size": 384,
+    "context_padding": 32,
     "scorer": "../shared/tools/score_stylization.py",
     "gatys_pairs": 8,
     "gatys_iterations": 300,
@@ -121,6 +122,7 @@ def _stylize(model: Path, contents: Path, styles: Path, out: Path, rep: Mapping[
     command = [sys.executable, "-m", "adain", "stylize", "--content", str(contents), "--style", str(styles)]
     command += ["--model", str(model), "--output", str(out), "--ext", "png"]
     command += ["--content-size", str(rep["content_size"]), "--style-size", str(rep["style_size"])]
+    command += ["--context-padding", str(rep["context_padding"])]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     if done.returncode != 0:
         raise AdainError(f"adain stylize failed for {model}: {done.stderr.strip()[-2000:]}")
@@ -473,6 +475,7 @@ def run_report(
         ["gatys_settings_sha256", _gatys_key(rep)[0]],
         ["content_size", str(rep["content_size"])],
         ["style_size", str(rep["style_size"])],
+        ["context_padding", str(rep["context_padding"])],
         ["curves_stages", " ".join(curves) or "none (no log.csv under the work folder)"],
         *[[name, f"{seconds:.1f}"] for name, seconds in times],
     ]
@@ -540,7 +543,8 @@ def _summary_md(output: Path) -> str:
                 f"Produced by `{run['command']}`.\n\nModel `{run['model']}`, "
                 f"sha256 `{run['model_sha256']}`, trained iterations {run['trained_iterations']}; "
                 f"{run['pairs']} held-out pairs at content size {run['content_size']}, "
-                f"style size {run['style_size']}. " + _SCORES_NOTE,
+                f"style size {run['style_size']}, context padding "
+                f"{run.get('context_padding', 'none (before it existed)')} px. " + _SCORES_NOTE,
                 "## Scores, all held-out pairs\n\n" + section("all pairs"),
                 "Per style (medians over contents):\n\n"
                 + _table(

@@ -82,3 +82,22 @@ def test_main_prints_and_writes_without_overwriting(tmp_path: Path, capsys: pyte
     assert "exists" in capsys.readouterr().err and out.read_text() == before
     assert cr.main([str(a), str(tmp_path / "none")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_artefact_metrics_are_compared_when_both_reports_have_them(tmp_path: Path) -> None:
+    def artefacts(folder: Path, border: list[float]) -> None:
+        with open(folder / "artefacts.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["method", "content", "style", "checkerboard_output", "border_output"])
+            w.writerows(("adain", f"c{i}", f"s{i % 3}", 2.0, b) for i, b in enumerate(border))
+            w.writerow(("gatys", "c0", "s0", 9.0, 9.0))  # another method's row: not the model's
+
+    a = _report(tmp_path / "a", _pairs([0.5, 0.6, 0.7, 0.8], [0.6] * 4))
+    b = _report(tmp_path / "b", _pairs([0.5, 0.6, 0.7, 0.8], [0.6] * 4))
+    artefacts(a, [0.10, 0.12, 0.08, 0.11])
+    only_scores = cr.compare(cr.read_scores(a), cr.read_scores(b), "b")
+    assert [r.metric for r in only_scores] == ["style_ratio", "content_ratio"]
+    artefacts(b, [0.05, 0.06, 0.05, 0.04])
+    rows = {r.metric: r for r in cr.compare(cr.read_scores(a), cr.read_scores(b), "b")}
+    assert rows["border_output"].mean_difference.mean == pytest.approx(-0.0525)
+    assert rows["border_output"].verdict == "lower" and rows["checkerboard_output"].verdict == "tie"

@@ -111,7 +111,7 @@ def test_report_end_to_end(tmp_path: Path, write_random_images, shared_dir: Path
         '[[stage]]\nname = "recon"\nargs = ["--reconstruction"]\niterations = 30\n'
         '[[stage]]\nname = "adain"\nargs = []\niterations = 20\n'
         f'[report]\ncontent_size = 64\nstyle_size = 64\nscorer = "{scorer}"\ngatys_pairs = 1\n'
-        "gatys_iterations = 2\nbootstrap_resamples = 200\ncurve_window = 5\n"
+        "gatys_iterations = 2\nbootstrap_resamples = 200\ncurve_window = 5\ncontext_padding = 8\n"
         f'gatys_cache = "{tmp_path / "gcache"}"\n'
     )
     out = tmp_path / "report"
@@ -146,6 +146,8 @@ def test_report_end_to_end(tmp_path: Path, write_random_images, shared_dir: Path
     assert float(style_row["low"]) <= float(style_row["median"]) <= float(style_row["high"])
 
     text = (out / "summary.md").read_text()
+    run = {r["key"]: r["value"] for r in csv.DictReader(open(out / "run.csv", newline=""))}
+    assert run["context_padding"] == "8" and "context padding 8 px" in text
     assert hashlib.sha256(model.read_bytes()).hexdigest() in text
     assert f"[{style_row['low']}, {style_row['high']}]" in text
     assert "recon adain" in text and "python -m experiments.default_model report" in text
