@@ -49,6 +49,7 @@ EVALUATE_DEFAULTS: dict[str, Any] = {
     "style_dir": "~/.cache/adain-mmd/default-model/heldout_style",
     "content_size": 384,
     "style_size": 384,
+    "context_padding": 32,  # adain stylize --context-padding, as the default model's report
     "scorer": "../shared/tools/score_stylization.py",
     "bootstrap_resamples": 2000,
     "perfect_pairs": 0,
@@ -58,6 +59,7 @@ EVALUATE_DEFAULTS: dict[str, Any] = {
 METRICS = ("style_ratio", "content_ratio")
 _INTS = {  # key → least value
     "content_size": 1,
+    "context_padding": 0,
     "style_size": 1,
     "bootstrap_resamples": 1,
     "perfect_pairs": 0,
