@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
+import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
+from adain.atomic import atomic_write
 from experiments.intervals import Interval, MedianInterval, bootstrap_median, paired_difference
 
 METRICS = ("style_ratio", "content_ratio")
@@ -129,8 +133,8 @@ def compare(
             PairedComparison(
                 report=name,
                 metric=metric,
-                baseline_median=bootstrap_median(a, resamples=resamples, seed=seed).median,
-                median=bootstrap_median(b, resamples=resamples, seed=seed).median,
+                baseline_median=statistics.median(a),
+                median=statistics.median(b),
                 mean_difference=paired_difference(b, a),
                 median_difference=bootstrap_median(diffs, resamples=resamples, seed=seed),
                 fraction_lower=sum(d < 0 for d in diffs) / len(diffs),
@@ -159,25 +163,30 @@ def markdown(rows: Sequence[PairedComparison], baseline: str, n: Sequence[int]) 
 
 
 def write_csv(rows: Sequence[PairedComparison], n: Sequence[int], path: Path, *, overwrite: bool) -> None:
-    """The comparisons as CSV; an existing file is kept unless ``overwrite``."""
+    """The comparisons as CSV (written atomically); an existing file is kept unless ``overwrite``."""
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it or choose another --output")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
+    header = [
+        *("report", "metric", "n", "baseline_median", "median", "mean_difference", "mean_low", "mean_high"),
+        *("median_difference", "median_low", "median_high", "fraction_lower", "verdict"),
+    ]
+    text = io.StringIO()
+    w = csv.writer(text)
+    w.writerow(header)
+    for row, count in zip(rows, n, strict=True):
+        d, m = row.mean_difference, row.median_difference
         w.writerow(
-            ["report", "metric", "n", "baseline_median", "median", "mean_difference", "mean_low",
-             "mean_high", "median_difference", "median_low", "median_high", "fraction_lower", "verdict"]
+            [row.report, row.metric, count, f"{row.baseline_median:.4f}", f"{row.median:.4f}",
+             f"{d.mean:.4f}", f"{d.low:.4f}", f"{d.high:.4f}", f"{m.median:.4f}", f"{m.low:.4f}",
+             f"{m.high:.4f}", f"{row.fraction_lower:.4f}", row.verdict]
         )  # fmt: skip
-        for row, count in zip(rows, n, strict=True):
-            d, m = row.mean_difference, row.median_difference
-            w.writerow(
-                [row.report, row.metric, count, f"{row.baseline_median:.4f}", f"{row.median:.4f}",
-                 f"{d.mean:.4f}", f"{d.low:.4f}", f"{d.high:.4f}", f"{m.median:.4f}", f"{m.low:.4f}",
-                 f"{m.high:.4f}", f"{row.fraction_lower:.4f}", row.verdict]
-            )  # fmt: skip
-    tmp.replace(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = text.getvalue().encode()
+
+    def write(fh: BinaryIO) -> None:
+        fh.write(data)
+
+    atomic_write(path, write)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -191,8 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(a.reports) < 2:
         p.error("give at least two report folders: the baseline and one to compare")
     try:
-        if a.output is not None and a.output.exists() and not a.overwrite:
-            raise FileExistsError(f"{a.output} exists; pass --overwrite or choose another --output")
+        if a.output is not None and a.output.exists() and not a.overwrite:  # refused before any work
+            write_csv([], [], a.output, overwrite=False)
         base = read_scores(a.reports[0])
         rows: list[PairedComparison] = []
         counts: list[int] = []
