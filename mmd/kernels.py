@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from .gaussian_sum import gaussian_kernel_sum
 from .registry import register_kernel
 
 __all__ = [
@@ -76,6 +77,16 @@ class Kernel:
         gradient agree. Kernels without such parameters return ``self``.
         """
         return self
+
+    def pair_sum(self, a: Tensor, b: Tensor) -> Tensor:
+        """``Σ_{i,j} k(a_i, b_j)``: ``a: [..., P, N]``, ``b: [..., Q, N]`` → ``[...]``."""
+        return self(a, b).sum(dim=(-1, -2))
+
+    @property
+    def pair_sum_is_lean(self) -> bool:
+        """Whether :meth:`pair_sum` keeps nothing larger than its inputs for the backward pass (then
+        :func:`mmd.mmd2` does not need activation checkpointing to bound its memory)."""
+        return False
 
     @property
     def has_moment_route(self) -> bool:
@@ -270,6 +281,18 @@ class Gaussian(Kernel):
 
     def diag(self, x: Tensor) -> Tensor:
         return torch.ones(x.shape[:-1], dtype=x.dtype, device=x.device)
+
+    def pair_sum(self, a: Tensor, b: Tensor) -> Tensor:
+        """``Σ_{i,j} k(a_i, b_j)`` → ``[...]``, through :func:`mmd.gaussian_sum.gaussian_kernel_sum` (an
+        analytic backward pass, ~2× faster than autograd) unless the bandwidths need a gradient."""
+        sigmas = self._bandwidths(a)
+        if sigmas.requires_grad:
+            return super().pair_sum(a, b)
+        return gaussian_kernel_sum(a, b, sigmas)
+
+    @property
+    def pair_sum_is_lean(self) -> bool:
+        return not (isinstance(self.sigmas, Tensor) and self.sigmas.requires_grad)
 
     def paired(self, a: Tensor, b: Tensor) -> Tensor:
         sigmas = self._bandwidths(a)

@@ -16,10 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from .covariance import mean_covariance_loss
-from .estimators import DEFAULT_CHUNK_SIZE, Estimator, Route, mmd2
+from .estimators import DEFAULT_CHUNK_SIZE, Estimator, Route, kernel_sum, mmd2
 from .gram import gram_style_loss
 from .kernels import Kernel, polynomial
 from .meanstd import mean_std_loss
@@ -91,6 +92,10 @@ class MMDLoss(StyleLoss):
     chunk_size: int | None = DEFAULT_CHUNK_SIZE
     scale: float | None = None
     name: str = "mmd"
+    #: the style tensor given to :meth:`for_target` and its ``Σ k(s_i, s_j)`` (kernel route), reused
+    #: when the loss is called with that very tensor
+    target: Tensor | None = field(default=None, repr=False, compare=False)
+    target_sum: Tensor | None = field(default=None, repr=False, compare=False)
 
     def __call__(self, generated: Tensor, style: Tensor) -> Tensor:
         f, s = flatten_positions(generated), flatten_positions(style)
@@ -102,14 +107,29 @@ class MMDLoss(StyleLoss):
             self.estimator,
             self.route,
             self.chunk_size,
+            target_sum=self.target_sum if self._is_fitted_target(style) else None,
         )
         return value * (1.0 / (4 * n * n) if self.scale is None else self.scale)
+
+    def _is_fitted_target(self, style: Tensor) -> bool:
+        """``style`` is the tensor :meth:`for_target` summed, and no gradient is wanted through it."""
+        return style is self.target and not (torch.is_grad_enabled() and style.requires_grad)
 
     def for_target(self, style: Tensor) -> MMDLoss:
         """The same loss with the kernel fixed from the style features (``kernel.for_target``): a
         median-heuristic bandwidth is computed once here, not at every call. ``style``: ``[B|1, N, H, W]``,
-        ``[B|1, N, M]`` or ``[N, M]``; score generated features against this style only."""
-        return replace(self, kernel=self.kernel.for_target(positions_as_samples(flatten_positions(style))))
+        ``[B|1, N, M]`` or ``[N, M]``; score generated features against this style only. On the kernel
+        route the style's own kernel sum is computed here too and reused whenever the loss is called with
+        this same ``style`` tensor (it does not depend on the generated features)."""
+        samples = positions_as_samples(flatten_positions(style))
+        kernel = self.kernel.for_target(samples)
+        fitted = replace(self, kernel=kernel, target=None, target_sum=None)
+        kernel_route = self.route == "kernel" or (self.route == "auto" and not kernel.has_moment_route)
+        if self.estimator == "linear" or not kernel_route or kernel.bind(samples, samples) is not kernel:
+            return fitted
+        with torch.no_grad():
+            total = kernel_sum(samples.detach(), kernel, self.chunk_size)
+        return replace(fitted, target=style, target_sum=total)
 
 
 @register_style_loss("meancov")
