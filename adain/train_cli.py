@@ -8,13 +8,17 @@ Examples::
     adain train ... --style-loss mmd --kernel polynomial --degree 2 --c 1         # Gram + mean matching
     adain train --resume --output runs/vgg --iterations 200000                   # continue a run
     adain train --resume runs/vgg/checkpoint.pth --output runs/vgg
+    adain train --fork runs/vgg/checkpoint.pth --output runs/vgg_tv --tv-weight 100  # an ablation arm
 
 Writes ``checkpoint.pth``, ``log.csv``, ``loss.png``, ``samples/`` and ``decoder_final.pth`` (a model file
 for ``adain stylize --model``) into ``--output``; see :mod:`adain.train`. With ``--resume`` the training
 settings come from the checkpoint; only ``--iterations``, ``--checkpoint-every``, ``--workers``,
 ``--device``, ``--output``, ``--lr`` (to recover from a divergence), ``--content-dir`` and ``--style-dir``
 (same images: names and sizes are checked) may be given anew; any other option typed, even with its
-default value, must agree with the checkpoint. SIGINT/SIGTERM write a
+default value, must agree with the checkpoint. ``--fork CHECKPOINT`` starts a new run in ``--output`` from
+that checkpoint's whole training state (decoder, Adam, iteration, data order, layer normalisers) with the
+options typed here changed, e.g. ``--style-weight`` or ``--tv-weight``: two forks from one checkpoint see
+the same batches, a paired ablation; the architecture and the images must stay. SIGINT/SIGTERM write a
 checkpoint and exit with 128 + the signal number. Exit codes: 0 done, 1 failure (e.g. non-finite loss or
 weights, a full disk; one line ``adain train: error: …`` naming the file), 2 usage error.
 
@@ -39,7 +43,7 @@ from adain.cli import EXIT_FAILURE, EXIT_OK, UsageError
 from adain.decoders import decoder_names
 from adain.devices import PRECISION_CHOICES
 from adain.distributed import process_group
-from adain.errors import AdainError
+from adain.errors import AdainError, CheckpointError
 from adain.train import CHECKPOINT_NAME, RUN_FIELDS, TrainConfig, Trainer, load_checkpoint
 from adain.train.config import LAYER_NORMALISATIONS
 
@@ -149,6 +153,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     model.add_argument("--style-weight", type=_finite, help=f"({d.style_weight:g})")
     model.add_argument("--content-weight", type=_finite, help=f"({d.content_weight:g})")
     model.add_argument(
+        "--tv-weight",
+        type=_finite,
+        help="weight of the decoded images' total variation (mean squared difference of adjacent pixels, "
+        f"in [0, 1] units), against high-frequency artefacts ({d.tv_weight:g})",
+    )
+    model.add_argument(
         "--reconstruction",
         action="store_true",
         default=None,
@@ -211,6 +221,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="CHECKPOINT",
         help=f"continue a run (default: OUTPUT/{CHECKPOINT_NAME})",
     )
+    run.add_argument(
+        "--fork",
+        metavar="CHECKPOINT",
+        type=Path,
+        help="start a new run in --output from this checkpoint's whole training state, with the options "
+        "typed here changed (a paired ablation arm)",
+    )
     run.add_argument("--samples", type=int, help=f"sample pairs per checkpoint ({d.num_samples})")
     run.add_argument("--no-progress", action="store_true", default=None, help="no progress bar")
 
@@ -260,6 +277,7 @@ def _typed_fields(args: argparse.Namespace) -> dict[str, Any]:
         "pretrained": False if args.random_encoder else None,
         "style_weight": args.style_weight,
         "content_weight": args.content_weight,
+        "tv_weight": args.tv_weight,
         "reconstruction": args.reconstruction,
         "pixel_weight": args.pixel_weight,
         "layers": layers,
@@ -311,7 +329,7 @@ def _resume_config(args: argparse.Namespace, path: Path) -> TrainConfig:
         UsageError: a training option typed (even with its default value) that differs from the checkpoint.
         CheckpointError: an unreadable or malformed checkpoint.
     """
-    saved = dict(load_checkpoint(path)["config"])
+    saved = _saved_config(path)
     typed = _typed_fields(args)
     spec = style_loss_spec(args, base=saved["style_loss"])
     if spec is not None:
@@ -338,13 +356,64 @@ def _resume_config(args: argparse.Namespace, path: Path) -> TrainConfig:
         raise UsageError(str(e)) from None
 
 
+def _saved_config(path: Path) -> dict[str, Any]:
+    """A checkpoint's training config as plain data, with the defaults of keys older checkpoints lack.
+
+    Raises:
+        CheckpointError: an unreadable checkpoint or a malformed config.
+    """
+    try:
+        return TrainConfig.from_dict(load_checkpoint(path)["config"]).to_dict()
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint {path}: malformed training config: {e}") from None
+
+
+def _fork_config(args: argparse.Namespace, path: Path) -> TrainConfig:
+    """The checkpoint's config with every option typed on the command line changed, for a new run.
+
+    Raises:
+        UsageError: no ``--output``, the checkpoint's own folder, ``--init-decoder``, or a bad option.
+        CheckpointError: an unreadable or malformed checkpoint.
+    """
+    if not args.output:
+        raise UsageError("--fork starts a new run: give its folder with --output")
+    if Path(args.output).expanduser().resolve() == path.parent.resolve():
+        raise UsageError(
+            f"--fork: --output {args.output} is the checkpoint's own run; continue it with --resume"
+        )
+    if args.init_decoder:
+        raise UsageError("--fork takes the decoder from the checkpoint; --init-decoder contradicts it")
+    saved = _saved_config(path)
+    typed = _typed_fields(args)
+    spec = style_loss_spec(args, base=saved["style_loss"])
+    if spec is not None:
+        typed["style_loss"] = spec
+    saved.update(typed)
+    saved["forked_from"] = str(path)
+    if "progress" not in typed:
+        saved["progress"] = True
+    try:
+        return TrainConfig.from_dict(saved)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Train; see the module doc for exit codes."""
-    resume = None
+    resume = fork = None
+    if args.resume is not None and args.fork is not None:
+        raise UsageError("--resume continues a run, --fork starts a new one from a checkpoint; pick one")
     if args.resume is not None:
         resume = Path(args.resume or Path(args.output or _DEFAULTS.output) / CHECKPOINT_NAME).expanduser()
+    if args.fork is not None:
+        fork = args.fork.expanduser()
     try:
-        config = _resume_config(args, resume) if resume else config_from_args(args)
+        if resume:
+            config = _resume_config(args, resume)
+        elif fork:
+            config = _fork_config(args, fork)
+        else:
+            config = config_from_args(args)
     except AdainError as e:
         print(f"adain train: error: {e}", file=sys.stderr)
         return EXIT_FAILURE
@@ -354,7 +423,7 @@ def run(args: argparse.Namespace) -> int:
                 trainer = Trainer(config, dist=dist)
             except ValueError as e:
                 raise UsageError(str(e)) from None
-            result = trainer.run(resume=resume)
+            result = trainer.run(resume=resume, fork=fork)
         except (AdainError, FileExistsError) as e:
             if dist.is_main:
                 print(f"adain train: error: {e}", file=sys.stderr)

@@ -563,7 +563,7 @@ def test_reconstruction_warm_start_inverts_the_encoder(data, tmp_path, capsys) -
     trainer = Trainer(config, log=lambda msg: None)
     content = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        loss_c, loss_pixel = trainer.losses(content, torch.full((2, 3, 32, 32), float("nan")))
+        loss_c, loss_pixel, _ = trainer.losses(content, torch.full((2, 3, 32, 32), float("nan")))
         target = trainer.encoder(content, layers=trainer.encoder.adain_layer)[trainer.encoder.adain_layer]
         generated = trainer.decoder(target)
         regenerated = trainer.encoder(generated, layers=trainer.encoder.adain_layer)[
@@ -602,3 +602,114 @@ def test_precision_auto_follows_the_hardware_and_is_recorded(data, tmp_path, mon
         assert any(f"precision auto → {expected}" in line for line in said)
     result = trainer.run()
     assert read_model_file(result.model_path).config["precision_used"] == "fp32"
+
+
+# ---- forks (paired ablation arms) and the total-variation term -----------------------------------------
+
+
+def _decoders_equal(a: dict, b: dict) -> bool:
+    return a["decoder"].keys() == b["decoder"].keys() and all(
+        torch.equal(a["decoder"][key], b["decoder"][key]) for key in a["decoder"]
+    )
+
+
+def test_fork_without_changes_continues_the_parent_exactly(data, tmp_path, capsys) -> None:
+    """A fork takes the whole training state: with no setting changed it is the parent's trajectory."""
+    parent, straight, fork = tmp_path / "parent", tmp_path / "straight", tmp_path / "fork"
+    assert main(_args(data, parent, *RANDOM, "--iterations", "3")) == 0
+    assert main(_args(data, straight, *RANDOM, "--iterations", "5")) == 0
+    capsys.readouterr()
+    command = ["train", "--fork", str(parent / "checkpoint.pth"), "--output", str(fork), "--iterations", "5"]
+    assert main([*command, "--no-progress"]) == 0
+    assert "at iteration 3; settings changed: none" in capsys.readouterr().err
+    a, b = load_checkpoint(fork / "checkpoint.pth"), load_checkpoint(straight / "checkpoint.pth")
+    assert a["iteration"] == b["iteration"] == 5 and _decoders_equal(a, b)
+    assert a["data"] == b["data"]
+    assert [r["iteration"] for r in read_log(fork / "log.csv")] == [4, 5]
+    straight_totals = [r["total"] for r in read_log(straight / "log.csv")]
+    assert [r["total"] for r in read_log(fork / "log.csv")] == straight_totals[3:]
+    assert a["config"]["forked_from"] == str(parent / "checkpoint.pth")
+
+
+def test_fork_with_a_tv_weight_changes_only_that_arm(data, tmp_path, capsys) -> None:
+    parent, plain, smooth = tmp_path / "parent", tmp_path / "plain", tmp_path / "smooth"
+    assert main(_args(data, parent, *RANDOM, "--iterations", "2")) == 0
+    ckpt = str(parent / "checkpoint.pth")
+    assert main(["train", "--fork", ckpt, "--output", str(plain), "--iterations", "4", "--no-progress"]) == 0
+    capsys.readouterr()
+    args = ["train", "--fork", ckpt, "--output", str(smooth), "--iterations", "4", "--no-progress"]
+    # a fresh random decoder paints nearly flat images (total variation ~1e-14): a weight that shows
+    assert main([*args, "--tv-weight", "1e12"]) == 0
+    assert "settings changed: tv_weight 0.0 → 1000000000000.0" in capsys.readouterr().err
+    a, b = load_checkpoint(plain / "checkpoint.pth"), load_checkpoint(smooth / "checkpoint.pth")
+    assert a["config"]["tv_weight"] == 0.0 and b["config"]["tv_weight"] == 1e12
+    assert a["data"] == b["data"]  # the same batches: a paired comparison
+    assert not _decoders_equal(a, b)
+    # the first forked step starts from the same decoder on the same batch: the rows differ by the TV term
+    first_plain, first_smooth = read_log(plain / "log.csv")[0], read_log(smooth / "log.csv")[0]
+    assert first_plain["content"] == first_smooth["content"] and first_plain["style"] == first_smooth["style"]
+    assert first_smooth["total"] > first_plain["total"]
+    # a forked run resumes like any other
+    assert main(["train", "--resume", "--output", str(smooth), "--iterations", "5", "--no-progress"]) == 0
+    assert load_checkpoint(smooth / "checkpoint.pth")["iteration"] == 5
+
+
+def test_tv_term_is_the_decoded_batch_total_variation(data, tmp_path) -> None:
+    from adain.gatys import total_variation
+    from adain.ops import adaptive_instance_norm
+
+    config = TrainConfig(
+        content_dir=str(data[0]),
+        style_dir=str(data[1]),
+        output=str(tmp_path / "run"),
+        encoder="mobilenet_v2",
+        pretrained=False,
+        image_size=40,
+        crop_size=32,
+        batch_size=2,
+        tv_weight=3.0,
+        device="cpu",
+    )
+    trainer = Trainer(config)
+    content, style = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        _, _, loss_tv = trainer.losses(content, style)
+        c_feat = trainer.encoder(content, layers=trainer.encoder.adain_layer)[trainer.encoder.adain_layer]
+        s_feat = trainer.encoder(style, layers=trainer.encoder.adain_layer)[trainer.encoder.adain_layer]
+        decoded = trainer.model(adaptive_instance_norm(c_feat, s_feat))
+    torch.testing.assert_close(loss_tv, total_variation(decoded).mean())
+    with pytest.raises(ValueError, match="tv_weight"):
+        config.replace(tv_weight=-1.0)
+    with pytest.raises(ValueError, match="not to reconstruction"):
+        config.replace(reconstruction=True)
+
+
+def test_fork_usage_errors_are_one_line(data, tmp_path, capsys) -> None:
+    parent = tmp_path / "parent"
+    assert main(_args(data, parent, *RANDOM, "--iterations", "1")) == 0
+    ckpt = str(parent / "checkpoint.pth")
+    capsys.readouterr()
+    assert main(["train", "--fork", ckpt, "--iterations", "2"]) == 2
+    assert "--output" in capsys.readouterr().err
+    assert main(["train", "--fork", ckpt, "--output", str(parent), "--iterations", "2"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["train", "--fork", ckpt, "--resume", "--output", str(tmp_path / "x")]) == 2
+    assert "pick one" in capsys.readouterr().err
+    other = tmp_path / "other"
+    assert main(_args(data, other, *RANDOM, "--iterations", "1")) == 0
+    capsys.readouterr()
+    assert main(["train", "--fork", ckpt, "--output", str(other), "--iterations", "2", "--no-progress"]) == 1
+    assert "exists" in _one_error_line(capsys.readouterr().err)
+    assert main(["train", "--fork", str(tmp_path / "nope.pth"), "--output", str(tmp_path / "y")]) == 1
+    assert "nope.pth" in _one_error_line(capsys.readouterr().err)
+
+
+def test_checkpoints_from_before_tv_weight_still_resume(data, tmp_path) -> None:
+    """A checkpoint whose config lacks keys added later (tv_weight, forked_from) resumes with defaults."""
+    out = tmp_path / "run"
+    assert main(_args(data, out, *RANDOM, "--iterations", "1")) == 0
+    payload = torch.load(out / "checkpoint.pth", weights_only=True)
+    for key in ("tv_weight", "forked_from"):
+        del payload["training"]["config"][key]
+    torch.save(payload, out / "checkpoint.pth")
+    assert main(["train", "--output", str(out), "--resume", "--iterations", "2", "--no-progress"]) == 0

@@ -145,14 +145,16 @@ def _worker(rank: int, port: int, data: tuple[Path, Path], out: Path, fault: str
         trainer = Trainer(config, dist=dist)
         losses = trainer.losses
 
-        def faulty(content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            loss_c, loss_s = losses(content, style)
+        def faulty(
+            content: torch.Tensor, style: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            loss_c, loss_s, loss_tv = losses(content, style)
             if rank == 1 and trainer.iteration == 1:  # during iteration 2
                 if fault == "nan":
                     loss_s = loss_s * float("nan")
                 else:
                     os.kill(os.getpid(), signal.SIGTERM)
-            return loss_c, loss_s
+            return loss_c, loss_s, loss_tv
 
         trainer.losses = faulty  # type: ignore[method-assign]
         try:

@@ -36,7 +36,7 @@ _INTS = (
     "checkpoint_every",
     "num_samples",
 )
-_FLOATS = ("style_weight", "content_weight", "pixel_weight", "lr", "lr_decay")
+_FLOATS = ("style_weight", "content_weight", "tv_weight", "pixel_weight", "lr", "lr_decay")
 _STRS = (
     "content_dir",
     "style_dir",
@@ -76,6 +76,10 @@ class TrainConfig:
     the decoder to invert the encoder (target ``t = E(c)``, no AdaIN and no style term; the style images
     are drawn but not encoded), with ``pixel_weight · mean (D(E(c)) − c)²`` in place of the style term: the
     reconstruction warm start of a staged schedule. ``pixel_weight`` needs ``reconstruction``.
+    ``tv_weight`` adds ``tv_weight · L_tv`` (:func:`adain.gatys.total_variation` of the decoded batch, mean
+    squared differences of adjacent pixels in ``[0, 1]`` units) to the AdaIN objective, against
+    high-frequency artefacts. ``forked_from``: the checkpoint whose whole training state a forked run
+    started from (``adain train --fork``), ``None`` otherwise.
     """
 
     content_dir: str
@@ -110,6 +114,8 @@ class TrainConfig:
     init_decoder: str | None = None
     reconstruction: bool = False
     pixel_weight: float = 0.0
+    tv_weight: float = 0.0
+    forked_from: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.style_loss, mmd.StyleLossSpec):
@@ -151,13 +157,17 @@ class TrainConfig:
                 f"need 0 < lr ≤ {_FLOAT32_MAX:.3g} (the float32 range of the weights) and a finite "
                 f"lr_decay ≥ 0; got lr {self.lr:g}, lr_decay {self.lr_decay:g}"
             )
-        for name in ("style_weight", "content_weight", "pixel_weight"):
+        for name in ("style_weight", "content_weight", "tv_weight", "pixel_weight"):
             if not (0 <= getattr(self, name) < math.inf):
                 raise ValueError(f"{name} must be finite and ≥ 0; got {getattr(self, name)}")
         if self.pixel_weight and not self.reconstruction:
             raise ValueError(
                 f"pixel_weight {self.pixel_weight:g} needs reconstruction=True (a pixel target exists only "
                 "when the decoder inverts the encoder)"
+            )
+        if self.tv_weight and self.reconstruction:
+            raise ValueError(
+                f"tv_weight {self.tv_weight:g} applies to the AdaIN objective, not to reconstruction"
             )
 
     def _check_types(self) -> None:
@@ -187,7 +197,7 @@ class TrainConfig:
         ):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, "true or false")
-        for name in ("encoder_weights", "init_decoder"):
+        for name in ("encoder_weights", "init_decoder", "forked_from"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise bad(name, "a path or None")
         sp = self.style_positions

@@ -28,6 +28,7 @@ from adain.devices import resolve_device, resolve_precision
 from adain.distributed import Distributed
 from adain.encoders import DEFAULT_WEIGHTS, FeatureEncoder, build_encoder
 from adain.errors import AdainError, CheckpointError, LayerNormaliserError
+from adain.gatys import total_variation
 from adain.model import autocast_context
 from adain.modelfile import save_model_file
 from adain.ops import adaptive_instance_norm
@@ -74,6 +75,22 @@ class TrainResult:
     checkpoint_path: Path
     model_path: Path | None  # None when stopped by a signal before the end
     stopped_by: int | None  # signal number, or None for a completed run
+
+
+#: config keys that do not change what a run learns from a given state, left out of a fork's report of changes
+_NOT_TRAINING_SETTINGS = (
+    "output",
+    "forked_from",
+    "progress",
+    "content_dir",
+    "style_dir",
+    "iterations",
+    "checkpoint_every",
+    "workers",
+    "device",
+    "cache_images",
+    "num_samples",
+)
 
 
 def default_style_layers(encoder: FeatureEncoder) -> list[str]:
@@ -289,10 +306,12 @@ class Trainer:
 
     # ---- one step --------------------------------------------------------------------------------------
 
-    def losses(self, content: Tensor, style: Tensor) -> tuple[Tensor, Tensor]:
-        """``(L_c, L_s)`` scalars for batches ``[B, 3, S, S]`` (:mod:`adain.train`); differentiable in D."""
+    def losses(self, content: Tensor, style: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(L_c, L_s, L_tv)`` scalars for batches ``[B, 3, S, S]`` (:mod:`adain.train`); differentiable in
+        D. ``L_tv`` is the decoded batch's total variation where ``tv_weight > 0``, else 0. With
+        ``reconstruction``: ``(L_c, L_pixel, 0)``."""
         if self.config.reconstruction:
-            return self.reconstruction_losses(content)
+            return (*self.reconstruction_losses(content), content.new_zeros(()))
         enc, adain_layer = self.encoder, self.encoder.adain_layer
         wanted = sorted(set(self.layers) | {adain_layer}, key=enc.layer_names.index)
         with autocast_context(self.device, self.precision):
@@ -303,6 +322,9 @@ class Trainer:
             generated = self.model(target)
             g_feats = enc(generated, layers=wanted)
         loss_c = self.objective.content(g_feats, target).mean()
+        loss_tv = (
+            total_variation(generated.float()).mean() if self.config.tv_weight > 0 else loss_c.new_zeros(())
+        )
         gen = {k: g_feats[k].float() for k in self.layers}
         sty = {k: s_feats[k].float() for k in self.layers}
         if self.config.style_positions is not None:
@@ -312,12 +334,12 @@ class Trainer:
             sty = {k: mmd.random_positions(v, count, rng) for k, v in sty.items()}
         objective = self.objective.with_targets(sty)  # loss parameters fixed from the style
         if self.config.layer_normalisation == "none":
-            return loss_c, objective.style(gen, sty).mean()
+            return loss_c, objective.style(gen, sty).mean(), loss_tv
         terms = objective.style_terms(gen, sty)
         if self.normalisers is None:
             self.normalisers = self.initial_normalisers(terms)
         normalised = {k: v / self.normalisers[k] for k, v in terms.items()}
-        return loss_c, objective.weighted(normalised).mean()
+        return loss_c, objective.weighted(normalised).mean(), loss_tv
 
     def initial_normalisers(self, terms: Mapping[str, Tensor]) -> dict[str, float]:
         """``ref_l``: each layer's batch-mean term ``{layer: [B]}`` at the starting decoder on the run's
@@ -352,7 +374,7 @@ class Trainer:
         content = next(self._loader(self.content_data, CONTENT_STREAM)).to(self.device)
         style = next(self._loader(self.style_data, STYLE_STREAM)).to(self.device)
         with torch.no_grad():
-            loss_c, loss_s = self.losses(content, style)
+            loss_c, loss_s, _ = self.losses(content, style)
         return float(loss_c), float(loss_s)
 
     # ---- checkpoints -----------------------------------------------------------------------------------
@@ -504,16 +526,43 @@ class Trainer:
             CheckpointError: unreadable checkpoint, one from a different setup or other data.
         """
         state = load_checkpoint(path)
-        saved = dict(state["config"])
-        mine = self.config.to_dict()
         differ = [
-            f"{k} ({saved.get(k)!r} in the checkpoint, {mine[k]!r} now)"
-            for k in mine
-            if k not in RUN_FIELDS and k not in ("content_dir", "style_dir") and saved.get(k) != mine[k]
+            f"{k} ({before!r} in the checkpoint, {now!r} now)"
+            for k, (before, now) in self._settings_changed(path, state).items()
+            if k not in RUN_FIELDS and k not in ("content_dir", "style_dir")
         ]
         if differ:
             raise CheckpointError(f"checkpoint {path} was written with other settings: {'; '.join(differ)}")
         self.load_state(state, source=str(path))
+
+    def fork(self, path: str | Path) -> dict[str, tuple[Any, Any]]:
+        """Start this (new) run from another run's whole training state: decoder, optimiser, iteration,
+        data order and layer normalisers, so that an arm with changed settings (``style_weight``,
+        ``tv_weight``, ``lr`` …) and an arm without see the same batches from the same point: a paired
+        ablation. The architecture and the data must be the checkpoint's (:meth:`load_state` checks them).
+
+        Returns:
+            ``{setting: (checkpoint's value, this run's)}`` for every training setting that differs.
+
+        Raises:
+            CheckpointError: an unreadable checkpoint, or one whose decoder or data do not fit.
+        """
+        state = load_checkpoint(path)
+        changed = {
+            k: v for k, v in self._settings_changed(path, state).items() if k not in _NOT_TRAINING_SETTINGS
+        }
+        self.load_state(state, source=str(path))
+        return changed
+
+    def _settings_changed(self, path: str | Path, state: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """The config keys whose checkpoint value differs from this run's (a key older checkpoints lack
+        counts as its default)."""
+        try:
+            saved = TrainConfig.from_dict(state["config"]).to_dict()
+        except (ValueError, TypeError) as e:
+            raise CheckpointError(f"checkpoint {path}: malformed training config: {e}") from None
+        mine = self.config.to_dict()
+        return {k: (saved.get(k), mine[k]) for k in mine if saved.get(k) != mine[k]}
 
     # ---- the loop --------------------------------------------------------------------------------------
 
@@ -569,8 +618,10 @@ class Trainer:
         c = self.config
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss_c, loss_s = self.losses(content, style)
+        loss_c, loss_s, loss_tv = self.losses(content, style)
         total = c.content_weight * loss_c + c.second_weight * loss_s  # loss_s: pixel MSE if reconstruction
+        if c.tv_weight > 0:
+            total = total + c.tv_weight * loss_tv
         values = self._combined((loss_c, loss_s, total), signals, stop)
         if not all(math.isfinite(v) for v in values):
             raise NonFiniteLossError(
@@ -597,15 +648,19 @@ class Trainer:
             )
         return values
 
-    def run(self, resume: str | Path | None = None) -> TrainResult:
-        """Train up to ``config.iterations`` (from a checkpoint if ``resume``); see :mod:`adain.train`.
+    def run(self, resume: str | Path | None = None, fork: str | Path | None = None) -> TrainResult:
+        """Train up to ``config.iterations`` (from a checkpoint if ``resume``; from another run's
+        checkpoint into this new folder if ``fork``, see :meth:`fork`); see :mod:`adain.train`.
 
         Raises:
             NonFiniteLossError: a loss or weight became NaN/inf (nothing of it is written).
-            CheckpointError: bad ``resume`` file, or a checkpoint/model file that cannot be written.
-            FileExistsError: a fresh run into a folder that already holds a checkpoint.
+            CheckpointError: bad ``resume``/``fork`` file, or a checkpoint/model file that cannot be written.
+            FileExistsError: a fresh or forked run into a folder that already holds a checkpoint.
+            ValueError: both ``resume`` and ``fork``.
         """
         c = self.config
+        if resume is not None and fork is not None:
+            raise ValueError("resume continues a run in its folder, fork starts a new one; pass one of them")
         if self.dist.is_main:
             check_output_writable(self.output)
         if resume is not None:
@@ -615,21 +670,26 @@ class Trainer:
             raise FileExistsError(
                 f"{self.checkpoint_path} exists: continue it with --resume, or choose another --output"
             )
+        elif fork is not None:
+            changed = self.fork(fork)
+            described = ", ".join(f"{k} {a!r} → {b!r}" for k, (a, b) in changed.items()) or "none"
+            self.log(f"forked from {fork} at iteration {self.iteration}; settings changed: {described}")
         elif self._missing_init_decoder is not None:
             raise CheckpointError(
                 f"--init-decoder: model file {self._missing_init_decoder} does not exist; pass an existing "
                 "model file or training checkpoint (e.g. the previous stage's checkpoint.pth)"
             )
         self.dist.barrier()  # every rank has checked the folder before rank 0 may write to it
+        started_from = resume if resume is not None else fork
         if (
-            resume is not None
+            started_from is not None
             and self.dist.is_main
             and not reporting.sample_path(self.output, self.iteration).exists()
         ):
             self.write_reports()  # samples due at the checkpoint, lost to a kill by an older version
         signals: list[int] = []  # signals received by this process
         stop = signals if not self.dist.enabled else []  # under DDP: signals agreed on by all ranks
-        saved_at = self.iteration if resume is not None else -1
+        saved_at = self.iteration if started_from is not None else -1
         keep = self.iteration if resume is not None else None
         log_fh = reporting.open_log(self.log_path, keep) if self.dist.is_main else open(os.devnull, "w")
         writer = csv.writer(log_fh)
