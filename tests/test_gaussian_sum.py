@@ -159,3 +159,13 @@ def test_mmd2_refuses_a_target_sum_it_cannot_trust():
         mmd.mmd2(x, y, kernels.gaussian("median"), target_sum=total)
     fixed = kernels.gaussian(1.0)
     torch.testing.assert_close(mmd.mmd2(x, y, fixed, target_sum=total), mmd.mmd2(x, y, fixed))
+
+
+def test_second_derivatives_are_refused_not_wrong():
+    a, b = _pair()
+    a.requires_grad_(True)
+    (grad,) = torch.autograd.grad(
+        gaussian_kernel_sum(a, b, torch.tensor([1.0], dtype=a.dtype)), a, create_graph=True
+    )
+    with pytest.raises(RuntimeError, match=r"once_differentiable|does not require grad"):
+        torch.autograd.grad(grad.sum(), a)
