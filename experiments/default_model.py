@@ -15,8 +15,9 @@ Everything is read from ``experiments/configs/default_model.toml`` (``--config``
   example photos), ``WORK/content_photos`` links the wallpapers and those photos; a stage trains on it
   with ``content = "content_photos"`` (the default is ``content``).
 * ``train``: one ``adain train`` run per ``[[stage]]`` into ``WORK/<stage name>``; a stage after the first
-  starts from the previous stage's checkpoint (``--init-decoder``). A run that has a checkpoint is
-  resumed exactly (``--resume``), so the command can be repeated until ``iterations`` is reached.
+  starts from the previous stage's checkpoint (``--init-decoder``), or with ``fork = true`` continues its
+  whole training state with the stage's ``args`` changed (``adain train --fork``). A run that has a
+  checkpoint is resumed exactly (``--resume``), so the command can be repeated until ``iterations``.
 * ``snapshot``: copies each stage's ``checkpoint.pth`` and ``log.csv`` into ``[data] snapshots`` (in the
   repository, outside the installed package), so a schedule longer than one sitting continues on another
   machine: ``train`` seeds a stage's run folder from its snapshot when the folder has no checkpoint.
@@ -32,6 +33,7 @@ import argparse
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +170,9 @@ def train(config: dict[str, Any], stage_name: str | None, iterations: int | None
                 str(total),
                 *stage["args"],
             ]
-            if i > 0:
+            if i > 0 and stage.get("fork", False):
+                command = _fork_command(work / stages[i - 1]["name"], out, total, stage)
+            elif i > 0:
                 previous = work / stages[i - 1]["name"]
                 start = previous / CHECKPOINT_NAME
                 if not start.is_file():
@@ -177,6 +181,20 @@ def train(config: dict[str, Any], stage_name: str | None, iterations: int | None
         print("adain train " + " ".join(command), flush=True)
         sys.exit(subprocess.call([sys.executable, "-m", "adain", "train", *command]))
     print("every stage has reached its iterations")
+
+
+def _fork_command(previous: Path, out: Path, total: int, stage: Mapping[str, Any]) -> list[str]:
+    """``adain train --fork``: a stage with ``fork = true`` continues the previous stage's whole training
+    state (decoder, Adam, schedule, data order) with its ``args`` changed (e.g. ``--tv-weight``)."""
+    from adain.train import CHECKPOINT_NAME
+
+    start = previous / CHECKPOINT_NAME
+    if not start.is_file():
+        raise SystemExit(
+            f"stage {stage['name']!r} forks the previous stage's training state, but {start} does not "
+            "exist (a finished stage's snapshot keeps only its model file); restore that checkpoint first"
+        )
+    return ["--fork", str(start), "--output", str(out), "--iterations", str(total), *stage["args"]]
 
 
 def snapshot(config: dict[str, Any]) -> None:

@@ -71,6 +71,39 @@ def test_train_names_a_missing_stage_content_folder(tmp_path: Path) -> None:
         default_model.train(config, None, None)
 
 
+def test_a_fork_stage_continues_the_previous_stage_training_state(tmp_path: Path, monkeypatch) -> None:
+    """``fork = true``: the stage's run is ``adain train --fork <previous checkpoint>`` with its args; without
+    the previous stage's checkpoint (only its model file) it is an error that says so."""
+    config = _config(tmp_path)
+    work = Path(config["data"]["work"])
+    (work / "content").mkdir(parents=True)
+    config["stage"] = [
+        {"name": "s1", "args": ["--seed", "1"], "iterations": 5},
+        {"name": "s2", "args": ["--tv-weight", "100"], "iterations": 9, "fork": True},
+    ]
+    (work / "s1").mkdir()
+    (work / "s1" / "decoder_final.pth").write_bytes(b"model file only")
+    with pytest.raises(SystemExit, match=r"stage 's2' forks .*s1/checkpoint.pth does not exist"):
+        default_model.train(config, "s2", None)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(default_model.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    (work / "s1" / "checkpoint.pth").write_bytes(b"stands in for a checkpoint")
+    with pytest.raises(SystemExit) as done:
+        default_model.train(config, "s2", None)
+    assert done.value.code == 0
+    (command,) = calls
+    assert command[command.index("train") + 1 :] == [
+        "--fork",
+        str(work / "s1" / "checkpoint.pth"),
+        "--output",
+        str(work / "s2"),
+        "--iterations",
+        "9",
+        "--tv-weight",
+        "100",
+    ]
+
+
 def _write_log(path: Path, rows: int, start_style: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["iteration,lr,content,style,total,images_per_s"]
