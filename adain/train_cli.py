@@ -13,14 +13,14 @@ Examples::
 Writes ``checkpoint.pth``, ``log.csv``, ``loss.png``, ``samples/`` and ``decoder_final.pth`` (a model file
 for ``adain stylize --model``) into ``--output``; see :mod:`adain.train`. With ``--resume`` the training
 settings come from the checkpoint; only ``--iterations``, ``--checkpoint-every``, ``--workers``,
-``--device``, ``--output``, ``--lr`` (to recover from a divergence), ``--content-dir`` and ``--style-dir``
-(same images: names and sizes are checked) may be given anew; any other option typed, even with its
-default value, must agree with the checkpoint. ``--fork CHECKPOINT`` starts a new run in ``--output`` from
-that checkpoint's whole training state (decoder, Adam, iteration, data order, layer normalisers) with the
-options typed here changed, e.g. ``--style-weight`` or ``--tv-weight``: two forks from one checkpoint see
-the same batches, a paired ablation; the architecture and the images must stay. SIGINT/SIGTERM write a
-checkpoint and exit with 128 + the signal number. Exit codes: 0 done, 1 failure (e.g. non-finite loss or
-weights, a full disk; one line ``adain train: error: …`` naming the file), 2 usage error.
+``--device``, ``--output``, ``--lr`` (to recover from a divergence), ``--ema-decay``, ``--content-dir`` and
+``--style-dir`` (same images: names and sizes are checked) may be given anew; any other option typed, even
+with its default value, must agree with the checkpoint. ``--fork CHECKPOINT`` starts a new run in
+``--output`` from that checkpoint's whole training state (decoder, Adam, iteration, data order, layer
+normalisers) with the options typed here changed, e.g. ``--style-weight`` or ``--tv-weight``: two forks from
+one checkpoint see the same batches, a paired ablation; the architecture and the images must stay.
+SIGINT/SIGTERM write a checkpoint and exit with 128 + the signal number. Exit codes: 0 done, 1 failure (e.g.
+non-finite loss or weights, a full disk; one line ``adain train: error: …`` naming the file), 2 usage error.
 
 Multi-process (DistributedDataParallel; gloo on CPU, nccl on CUDA, one GPU per process)::
 
@@ -153,6 +153,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     model.add_argument("--style-weight", type=_finite, help=f"({d.style_weight:g})")
     model.add_argument("--content-weight", type=_finite, help=f"({d.content_weight:g})")
     model.add_argument(
+        "--ema-decay",
+        type=_finite,
+        help="keep an exponential moving average of the decoder weights with this decay (e.g. 0.999, "
+        "about the last 1000 iterations), written as decoder_ema.pth at each checkpoint; may be turned on "
+        f"when resuming ({d.ema_decay:g}: off)",
+    )
+    model.add_argument(
         "--tv-weight",
         type=_finite,
         help="weight of the decoded images' total variation (mean squared difference of adjacent pixels, "
@@ -278,6 +285,7 @@ def _typed_fields(args: argparse.Namespace) -> dict[str, Any]:
         "style_weight": args.style_weight,
         "content_weight": args.content_weight,
         "tv_weight": args.tv_weight,
+        "ema_decay": args.ema_decay,
         "reconstruction": args.reconstruction,
         "pixel_weight": args.pixel_weight,
         "layers": layers,

@@ -17,7 +17,8 @@ Everything is read from ``experiments/configs/default_model.toml`` (``--config``
 * ``train``: one ``adain train`` run per ``[[stage]]`` into ``WORK/<stage name>``; a stage after the first
   starts from the previous stage's checkpoint (``--init-decoder``), or with ``fork = true`` continues its
   whole training state with the stage's ``args`` changed (``adain train --fork``). A run that has a
-  checkpoint is resumed exactly (``--resume``), so the command can be repeated until ``iterations``.
+  checkpoint is resumed exactly (``--resume``, with the stage's options, which must agree with it except
+  run options such as ``--ema-decay``), so the command can be repeated until ``iterations``.
 * ``snapshot``: copies each stage's ``checkpoint.pth`` and ``log.csv`` into ``[data] snapshots`` (in the
   repository, outside the installed package), so a schedule longer than one sitting continues on another
   machine: ``train`` seeds a stage's run folder from its snapshot when the folder has no checkpoint.
@@ -149,7 +150,9 @@ def train(config: dict[str, Any], stage_name: str | None, iterations: int | None
         if checkpoint.is_file():
             if load_checkpoint(checkpoint)["iteration"] >= total and stage_name is None:
                 continue
-            command = ["--resume", "--output", str(out), "--iterations", str(total)]
+            # the stage's options again: they must agree with the checkpoint (an edited stage is refused,
+            # not ignored), and the run options among them (e.g. --ema-decay, --lr) take effect
+            command = ["--resume", "--output", str(out), "--iterations", str(total), *stage["args"]]
         elif final.is_file() and stage_name is None:
             continue  # a finished stage kept as its model file
         else:

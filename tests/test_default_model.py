@@ -258,3 +258,14 @@ def test_staged_training_snapshots_and_resumes_elsewhere(tmp_path: Path, write_r
 
     assert _trained_iterations(work / "s2" / "checkpoint.pth") == "3"  # what report's run.csv says
     assert _trained_iterations(work / "s1" / "decoder_final.pth") == "1"
+
+    # a resume passes the stage's options: a run option (the weight average) takes effect ...
+    config["stage"][1].update(args=[*tiny, "--ema-decay", "0.9"], iterations=4)
+    run()
+    assert load_checkpoint(work / "s2" / "checkpoint.pth")["config"]["ema_decay"] == 0.9
+    assert (work / "s2" / "decoder_ema.pth").is_file()
+    # ... and an edited training option is refused, not silently ignored
+    config["stage"][1].update(args=[*tiny, "--seed", "5"], iterations=5)
+    with pytest.raises(SystemExit) as refused:
+        default_model.train(config, None, None)
+    assert refused.value.code == 2

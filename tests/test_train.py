@@ -713,3 +713,65 @@ def test_checkpoints_from_before_tv_weight_still_resume(data, tmp_path) -> None:
         del payload["training"]["config"][key]
     torch.save(payload, out / "checkpoint.pth")
     assert main(["train", "--output", str(out), "--resume", "--iterations", "2", "--no-progress"]) == 0
+
+
+# ---- the weight average (--ema-decay) --------------------------------------------------------------------
+
+
+def test_weight_average_is_the_running_average_of_the_iterates_and_resumes_exactly(data, tmp_path) -> None:
+    """ema_3 = d³·w_0 + d²(1−d)·w_1 + d(1−d)·w_2 + (1−d)·w_3 (the average starts at the initial weights),
+    stopping and resuming at every iteration gives the straight run's average; decoder_ema.pth holds it."""
+    d = 0.5
+    split, straight = tmp_path / "split", tmp_path / "straight"
+    base = [*RANDOM, "--ema-decay", str(d)]
+    config = TrainConfig(
+        content_dir=str(data[0]),
+        style_dir=str(data[1]),
+        output=str(tmp_path / "init"),
+        encoder="mobilenet_v2",
+        pretrained=False,
+        image_size=40,
+        crop_size=32,
+        batch_size=2,
+        device="cpu",
+    )
+    w = [
+        {k: v.clone() for k, v in Trainer(config).decoder.state_dict().items()}
+    ]  # the seeded initial decoder
+    assert main(_args(data, split, *base, "--iterations", "1")) == 0
+    w.append(load_checkpoint(split / "checkpoint.pth")["decoder"])
+    for n in (2, 3):
+        assert (
+            main(["train", "--resume", "--output", str(split), "--iterations", str(n), "--no-progress"]) == 0
+        )
+        w.append(load_checkpoint(split / "checkpoint.pth")["decoder"])
+    coefficients = [d**3, d**2 * (1 - d), d * (1 - d), 1 - d]
+    ema = load_checkpoint(split / "checkpoint.pth")["ema_decoder"]
+    for key, value in ema.items():
+        expected = sum(c * wi[key].double() for c, wi in zip(coefficients, w, strict=True))
+        torch.testing.assert_close(value.double(), expected, rtol=1e-5, atol=1e-7)
+    assert not all(torch.equal(ema[k], w[3][k]) for k in ema)  # the average is not the last iterate
+    assert main(_args(data, straight, *base, "--iterations", "3", "--checkpoint-every", "2")) == 0
+    other = load_checkpoint(straight / "checkpoint.pth")["ema_decoder"]
+    assert all(torch.equal(ema[k], other[k]) for k in ema)
+    model = read_model_file(split / adain.train.EMA_MODEL_NAME)
+    assert all(torch.equal(model.decoder_state[k], ema[k]) for k in ema)
+    assert model.config["ema_decay"] == d
+
+
+def test_weight_average_can_be_turned_on_when_resuming(data, tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(_args(data, out, *RANDOM, "--iterations", "1")) == 0
+    assert load_checkpoint(out / "checkpoint.pth")["ema_decoder"] is None
+    assert not (out / adain.train.EMA_MODEL_NAME).exists()
+    w1 = load_checkpoint(out / "checkpoint.pth")["decoder"]
+    capsys.readouterr()
+    resume = ["train", "--resume", "--output", str(out), "--iterations", "2", "--no-progress"]
+    assert main([*resume, "--ema-decay", "0.9"]) == 0
+    assert "the average starts at its weights" in capsys.readouterr().err
+    state = load_checkpoint(out / "checkpoint.pth")
+    for key, value in state["ema_decoder"].items():
+        expected = 0.9 * w1[key].double() + 0.1 * state["decoder"][key].double()
+        torch.testing.assert_close(value.double(), expected, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
+        TrainConfig.from_dict({**state["config"], "ema_decay": 1.0})

@@ -7,7 +7,7 @@ decoder ``D`` being trained::
     g = D(t)                                       [B, 3, S, S]  (unclamped, as in the original)
     L_c = mean (E(g) − t)²                         at the adain_layer
     L_s = mean_b Σ_l w_l · loss(E_l(g), E_l(s))    the mmd.StyleObjective of the config
-    total = content_weight · L_c + style_weight · L_s
+    total = content_weight · L_c + style_weight · L_s [+ tv_weight · L_tv, the total variation of g]
 
 With ``reconstruction`` (the warm start of a staged schedule) the decoder learns to invert the encoder:
 ``t = E(c)``, and ``pixel_weight · mean (g − c)²`` replaces the style term (the log's ``style`` column then
@@ -20,7 +20,9 @@ the starting decoder on the run's first batch (no gradient; equal weights under 
 
 ``ref_l`` is stored in the checkpoint (``training["normalisers"]``) and reused on resume.
 
-Adam with ``lr_i = lr / (1 + lr_decay · i)`` at iteration ``i`` (the original recipe).
+Adam with ``lr_i = lr / (1 + lr_decay · i)`` at iteration ``i`` (the original recipe). With
+``ema_decay = d > 0`` an average of the weights, ``ema ← d·ema + (1 − d)·w`` after every step, is kept in
+the checkpoint and written as ``decoder_ema.pth`` beside it.
 
 Where things are:
 
@@ -70,6 +72,7 @@ from .checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, TrainingWriteErro
 from .config import RUN_FIELDS, TrainConfig
 from .loop import (
     CHECKPOINT_NAME,
+    EMA_MODEL_NAME,
     FINAL_MODEL_NAME,
     NonFiniteLossError,
     Trainer,
@@ -86,6 +89,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_NAME",
     "CHECKPOINT_VERSION",
+    "EMA_MODEL_NAME",
     "FINAL_MODEL_NAME",
     "LOG_COLUMNS",
     "RUN_FIELDS",

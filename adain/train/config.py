@@ -14,7 +14,8 @@ from adain.devices import PRECISION_CHOICES
 __all__ = ["LAYER_NORMALISATIONS", "RUN_FIELDS", "TrainConfig", "legacy_style_loss_spec"]
 
 #: fields a resumed run may change (they do not change what is learnt from a given state; ``lr`` so that a
-#: diverged run can be resumed from its last good checkpoint with a smaller rate)
+#: diverged run can be resumed from its last good checkpoint with a smaller rate; ``ema_decay`` only
+#: changes the running average kept beside the weights)
 RUN_FIELDS = (
     "output",
     "iterations",
@@ -24,6 +25,7 @@ RUN_FIELDS = (
     "progress",
     "lr",
     "cache_images",
+    "ema_decay",
 )
 
 _INTS = (
@@ -36,7 +38,7 @@ _INTS = (
     "checkpoint_every",
     "num_samples",
 )
-_FLOATS = ("style_weight", "content_weight", "tv_weight", "pixel_weight", "lr", "lr_decay")
+_FLOATS = ("style_weight", "content_weight", "tv_weight", "pixel_weight", "lr", "lr_decay", "ema_decay")
 _STRS = (
     "content_dir",
     "style_dir",
@@ -79,7 +81,11 @@ class TrainConfig:
     ``tv_weight`` adds ``tv_weight · L_tv`` (:func:`adain.gatys.total_variation` of the decoded batch, mean
     squared differences of adjacent pixels in ``[0, 1]`` units) to the AdaIN objective, against
     high-frequency artefacts. ``forked_from``: the checkpoint whose whole training state a forked run
-    started from (``adain train --fork``), ``None`` otherwise.
+    started from (``adain train --fork``), ``None`` otherwise. ``ema_decay`` ``d > 0`` keeps an exponential
+    moving average of the decoder weights, ``ema ← d·ema + (1 − d)·w`` after every step (Polyak averaging
+    over about ``1/(1 − d)`` iterations), saved in the checkpoint and as the model file ``decoder_ema.pth``;
+    it does not change the training itself, so a resumed run may turn it on (the average then starts at the
+    resumed weights).
     """
 
     content_dir: str
@@ -116,6 +122,7 @@ class TrainConfig:
     pixel_weight: float = 0.0
     tv_weight: float = 0.0
     forked_from: str | None = None
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.style_loss, mmd.StyleLossSpec):
@@ -165,6 +172,8 @@ class TrainConfig:
                 f"pixel_weight {self.pixel_weight:g} needs reconstruction=True (a pixel target exists only "
                 "when the decoder inverts the encoder)"
             )
+        if not (0 <= self.ema_decay < 1):
+            raise ValueError(f"ema_decay must be in [0, 1) (0: no average); got {self.ema_decay}")
         if self.tv_weight and self.reconstruction:
             raise ValueError(
                 f"tv_weight {self.tv_weight:g} applies to the AdaIN objective, not to reconstruction"

@@ -60,6 +60,7 @@ __all__ = [
 
 CHECKPOINT_NAME = "checkpoint.pth"
 FINAL_MODEL_NAME = "decoder_final.pth"
+EMA_MODEL_NAME = "decoder_ema.pth"  # the weight average's model file (ema_decay > 0), at every checkpoint
 CONTENT_STREAM, STYLE_STREAM = 0, 1
 
 
@@ -272,6 +273,8 @@ class Trainer:
         self.objective = style_objective(config, self.encoder, self.layers)
         self.layer_weights = dict(self.objective.layer_weights)
         self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=config.lr)
+        # the running average of the weights (ema_decay > 0), float32, by parameter/buffer name
+        self.ema: dict[str, Tensor] | None = self._ema_from_decoder() if config.ema_decay > 0 else None
         self.model: torch.nn.Module = self.decoder  # what the forward pass calls (DDP-wrapped if K > 1)
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -396,6 +399,31 @@ class Trainer:
             "style_layer_normalisers": self.normalisers,
         }
 
+    # ---- the weight average (ema_decay > 0) ---------------------------------------------------------------
+
+    def _ema_from_decoder(self) -> dict[str, Tensor]:
+        """A new average that starts at the current weights."""
+        return {k: v.detach().float().clone() for k, v in self.decoder.state_dict().items()}
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """``ema ← d·ema + (1 − d)·w`` for every floating-point tensor of the decoder (after a step)."""
+        if self.ema is None:
+            return
+        weight = 1.0 - self.config.ema_decay
+        live = self.decoder.state_dict()
+        names = [k for k, v in live.items() if v.is_floating_point()]
+        torch._foreach_lerp_([self.ema[k] for k in names], [live[k].float() for k in names], weight)
+
+    def ema_decoder(self) -> Decoder:
+        """A copy of the decoder holding the averaged weights (in the decoder's dtypes)."""
+        if self.ema is None:
+            raise ValueError("no weight average: ema_decay is 0")
+        averaged = build_decoder(self.config.encoder)
+        live = self.decoder.state_dict()
+        averaged.load_state_dict({k: v.to(live[k].dtype) for k, v in self.ema.items()})
+        return averaged
+
     def training_state(self) -> dict[str, Any]:
         """The training part of a checkpoint (see :mod:`adain.train.checkpoint`)."""
         c = self.config
@@ -423,6 +451,10 @@ class Trainer:
             "rng": {"scheme": "derive_seed(seed, stream, epoch, slot)", "seed": c.seed},
             # layer_normalisation "initial": the ref_l of the first batch (None before it, or "none")
             "normalisers": self.normalisers,
+            # ema_decay > 0: the running average of the decoder weights (float32)
+            "ema_decoder": None
+            if self.ema is None
+            else {k: v.detach().cpu().clone() for k, v in self.ema.items()},
         }
 
     def load_state(self, state: Mapping[str, Any], source: str = "checkpoint") -> None:
@@ -474,6 +506,16 @@ class Trainer:
                 raise CheckpointError(str(e)) from None
         for group in self.optimizer.param_groups:  # a resumed run may change lr (RUN_FIELDS)
             group["lr"] = learning_rate(self.config.lr, self.config.lr_decay, self.iteration)
+        if self.ema is not None:
+            saved_ema = state.get("ema_decoder")
+            if saved_ema is None:  # a checkpoint without an average: it starts at the loaded weights
+                self.ema = self._ema_from_decoder()
+                self.log(f"{source} holds no weight average; the average starts at its weights")
+            else:
+                problems = state_dict_problems(self.decoder.state_dict(), saved_ema)
+                if problems:
+                    raise CheckpointError(f"{source}: the weight average does not fit: {'; '.join(problems)}")
+                self.ema = {k: v.to(self.device).float() for k, v in saved_ema.items()}
 
     def save_checkpoint(self) -> Path:
         """Write the samples and the plot of this iteration, then ``checkpoint.pth`` atomically (so a kill
@@ -487,8 +529,22 @@ class Trainer:
                 config=self.model_config(),
                 training=self.training_state(),
             )
+            if self.ema is not None:
+                self.save_ema_model()
         self.dist.barrier()
         return self.checkpoint_path
+
+    def save_ema_model(self) -> Path:
+        """Write the averaged decoder as the model file ``decoder_ema.pth`` (atomically)."""
+        path = self.output / EMA_MODEL_NAME
+        config = {
+            **self.model_config(),
+            "weights": f"exponential moving average, decay {self.config.ema_decay}",
+        }
+        try:
+            return save_model_file(path, self.ema_decoder(), encoder_name=self.config.encoder, config=config)
+        except OSError as e:
+            raise TrainingWriteError(f"cannot write the model file {path}: {e.strerror or e}") from e
 
     def write_reports(self) -> None:
         """The loss plot and the samples of the current iteration (rank 0)."""
@@ -640,6 +696,8 @@ class Trainer:
         else:
             self.scaler.update()
             bad = non_finite_tensors(self.decoder.state_dict())
+            if not bad:
+                self.update_ema()
         if bad:
             raise NonFiniteLossError(
                 f"the decoder weights became non-finite at iteration {self.iteration + 1} (lr {lr:g}; "
