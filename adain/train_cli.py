@@ -338,10 +338,7 @@ def _resume_config(args: argparse.Namespace, path: Path) -> TrainConfig:
         CheckpointError: an unreadable or malformed checkpoint.
     """
     saved = _saved_config(path)
-    typed = _typed_fields(args)
-    spec = style_loss_spec(args, base=saved["style_loss"])
-    if spec is not None:
-        typed["style_loss"] = spec
+    typed = _typed_over(args, saved)
     fixed = {k: v for k, v in typed.items() if k not in RUN_FIELDS and k not in ("content_dir", "style_dir")}
     conflicts = [
         f"{key} {value!r} (the checkpoint has {saved.get(key)!r})"
@@ -356,12 +353,7 @@ def _resume_config(args: argparse.Namespace, path: Path) -> TrainConfig:
     saved.update({k: v for k, v in typed.items() if k not in fixed})
     if "output" not in typed:
         saved["output"] = str(Path(args.output or _DEFAULTS.output))
-    if "progress" not in typed:
-        saved["progress"] = True
-    try:
-        return TrainConfig.from_dict(saved)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    return _config_from(saved, typed)
 
 
 def _saved_config(path: Path) -> dict[str, Any]:
@@ -392,12 +384,27 @@ def _fork_config(args: argparse.Namespace, path: Path) -> TrainConfig:
     if args.init_decoder:
         raise UsageError("--fork takes the decoder from the checkpoint; --init-decoder contradicts it")
     saved = _saved_config(path)
+    typed = _typed_over(args, saved)
+    saved.update(typed)
+    saved["forked_from"] = str(path)
+    return _config_from(saved, typed)
+
+
+def _typed_over(args: argparse.Namespace, saved: dict[str, Any]) -> dict[str, Any]:
+    """The options typed on the command line, the style-loss spec completed from the checkpoint's."""
     typed = _typed_fields(args)
     spec = style_loss_spec(args, base=saved["style_loss"])
     if spec is not None:
         typed["style_loss"] = spec
-    saved.update(typed)
-    saved["forked_from"] = str(path)
+    return typed
+
+
+def _config_from(saved: dict[str, Any], typed: dict[str, Any]) -> TrainConfig:
+    """The config of a continued run (a progress bar unless ``--no-progress`` was typed).
+
+    Raises:
+        UsageError: a bad value (the message names the key).
+    """
     if "progress" not in typed:
         saved["progress"] = True
     try:

@@ -607,6 +607,22 @@ def test_precision_auto_follows_the_hardware_and_is_recorded(data, tmp_path, mon
 # ---- forks (paired ablation arms) and the total-variation term -----------------------------------------
 
 
+def _tiny_config(data: tuple[Path, Path], output: Path, **changes) -> TrainConfig:
+    """The config of ``RANDOM``'s command line (random MobileNetV2 encoder, 32-px crops, batch 2)."""
+    return TrainConfig(
+        content_dir=str(data[0]),
+        style_dir=str(data[1]),
+        output=str(output),
+        encoder="mobilenet_v2",
+        pretrained=False,
+        image_size=40,
+        crop_size=32,
+        batch_size=2,
+        device="cpu",
+        **changes,
+    )
+
+
 def _decoders_equal(a: dict, b: dict) -> bool:
     return a["decoder"].keys() == b["decoder"].keys() and all(
         torch.equal(a["decoder"][key], b["decoder"][key]) for key in a["decoder"]
@@ -658,18 +674,7 @@ def test_tv_term_is_the_decoded_batch_total_variation(data, tmp_path) -> None:
     from adain.gatys import total_variation
     from adain.ops import adaptive_instance_norm
 
-    config = TrainConfig(
-        content_dir=str(data[0]),
-        style_dir=str(data[1]),
-        output=str(tmp_path / "run"),
-        encoder="mobilenet_v2",
-        pretrained=False,
-        image_size=40,
-        crop_size=32,
-        batch_size=2,
-        tv_weight=3.0,
-        device="cpu",
-    )
+    config = _tiny_config(data, tmp_path / "run", tv_weight=3.0)
     trainer = Trainer(config)
     content, style = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
     with torch.no_grad():
@@ -724,17 +729,7 @@ def test_weight_average_is_the_running_average_of_the_iterates_and_resumes_exact
     d = 0.5
     split, straight = tmp_path / "split", tmp_path / "straight"
     base = [*RANDOM, "--ema-decay", str(d)]
-    config = TrainConfig(
-        content_dir=str(data[0]),
-        style_dir=str(data[1]),
-        output=str(tmp_path / "init"),
-        encoder="mobilenet_v2",
-        pretrained=False,
-        image_size=40,
-        crop_size=32,
-        batch_size=2,
-        device="cpu",
-    )
+    config = _tiny_config(data, tmp_path / "init")
     w = [
         {k: v.clone() for k, v in Trainer(config).decoder.state_dict().items()}
     ]  # the seeded initial decoder
