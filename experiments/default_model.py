@@ -4,6 +4,7 @@
     python -m experiments.default_model train [--iterations N] [--stage NAME]   # runs or resumes a stage
     python -m experiments.default_model report --model FILE [--output DIR] [--overwrite]
     python -m experiments.default_model snapshot   # copy the runs' checkpoints into the repository
+    python -m experiments.default_model bound --model FILE [--output DIR] [--overwrite]
 
 Everything is read from ``experiments/configs/default_model.toml`` (``--config`` for another file):
 
@@ -26,6 +27,9 @@ Everything is read from ``experiments/configs/default_model.toml`` (``--config``
   with ``../shared/tools/score_stylization.py``, runs Gatys optimisation on a subset of the same pairs,
   checks colour statistics and artefacts, and writes CSVs, sheets, training curves and ``summary.md``
   (:mod:`experiments.default_model_report`; options in ``[report]``; ``--overwrite`` to replace a report).
+* ``bound``: the model against the perfect decoder (the AdaIN target inverted by optimisation) on a few
+  held-out pairs, both scored by the same scorer (:mod:`experiments.default_model_bound`; options in
+  ``[bound]``; default output ``runs/default_model_bound``).
 """
 
 from __future__ import annotations
@@ -236,14 +240,23 @@ def report(config: dict[str, Any], model: Path, output: Path, *, overwrite: bool
     print(f"wrote {summary.parent}: summary.md and its CSVs, sheets, curves")
 
 
+def bound(config: dict[str, Any], model: Path, output: Path, *, overwrite: bool, command: str) -> None:
+    """The model against the perfect decoder on a few held-out pairs (see
+    :mod:`experiments.default_model_bound`)."""
+    from experiments.default_model_bound import run_bound
+
+    summary = run_bound(config, model, output, overwrite=overwrite, command=command)
+    print(f"wrote {summary.parent}: summary.md, bound_scores.csv, bound.png")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("prepare", "train", "report", "snapshot"))
+    parser.add_argument("command", choices=("prepare", "train", "report", "snapshot", "bound"))
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--stage", default=None)
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--model", type=Path, default=None)
-    parser.add_argument("--output", type=Path, default=Path("runs/default_model_report"))
+    parser.add_argument("--output", type=Path, default=None, help="default: runs/default_model_<command>")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier report in --output")
     args = parser.parse_args(argv)
     config = load_config(args.config)
@@ -255,14 +268,18 @@ def main(argv: list[str] | None = None) -> None:
         snapshot(config)
     else:
         if args.model is None:
-            raise SystemExit("report needs --model FILE")
+            raise SystemExit(f"{args.command} needs --model FILE")
         from adain.errors import AdainError
 
         command = " ".join(["python -m experiments.default_model", *(sys.argv[1:] if argv is None else argv)])
+        output = args.output or Path(f"runs/default_model_{args.command}")
         try:
-            report(config, args.model, args.output, overwrite=args.overwrite, command=command)
+            if args.command == "report":
+                report(config, args.model, output, overwrite=args.overwrite, command=command)
+            else:
+                bound(config, args.model, output, overwrite=args.overwrite, command=command)
         except AdainError as e:
-            raise SystemExit(f"report: {e}") from None
+            raise SystemExit(f"{args.command}: {e}") from None
 
 
 if __name__ == "__main__":

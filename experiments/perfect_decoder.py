@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from adain.gatys import has_converged
 from adain.ops.normalization import adaptive_instance_norm
 
-__all__ = ["Inversion", "PerfectDecoder", "invert_features"]
+__all__ = ["Inversion", "PerfectDecoder", "invert_features", "target_error"]
 
 
 @dataclass
@@ -34,6 +34,20 @@ class Inversion:
     image: Tensor
     history: list[float]
     stop_reason: str
+
+
+def target_error(features: Tensor, target: Tensor) -> Tensor:
+    """The inversion's objective ``mean (features − target)² / mean target²`` (a scalar).
+
+    Args:
+        features, target: ``[1, N, h, w]`` of the same shape.
+
+    Raises:
+        ValueError: the shapes differ.
+    """
+    if features.shape != target.shape:
+        raise ValueError(f"target {tuple(target.shape)} does not match the features {tuple(features.shape)}")
+    return (features - target).pow(2).mean() / target.pow(2).mean().clamp_min(1e-12)
 
 
 def invert_features(
@@ -59,16 +73,12 @@ def invert_features(
             f"need iterations >= 0, tolerance >= 0, window >= 1; got {iterations}, {tolerance}, {window}"
         )
     target = target.detach()
-    scale = target.pow(2).mean().clamp_min(1e-12)
     param = torch.logit(init.detach()[None].clamp(1e-3, 1 - 1e-3)).requires_grad_(True)
     optimizer = torch.optim.LBFGS([param], lr=lr, max_iter=1, history_size=50, line_search_fn="strong_wolfe")
     history: list[float] = []
 
     def objective() -> Tensor:
-        feats = encoder(torch.sigmoid(param), layers=[layer])[layer]
-        if feats.shape != target.shape:
-            raise ValueError(f"target {tuple(target.shape)} does not match the features {tuple(feats.shape)}")
-        return (feats - target).pow(2).mean() / scale
+        return target_error(encoder(torch.sigmoid(param), layers=[layer])[layer], target)
 
     stop_reason = "max_iterations"
     for _ in range(iterations):
@@ -104,15 +114,25 @@ class PerfectDecoder:
         self.encoder, self.iterations, self.tolerance, self.window = encoder, iterations, tolerance, window
         self.layer: str = encoder.adain_layer  # type: ignore[assignment]
 
-    def invert(self, content: Tensor, style: Tensor) -> Inversion:
-        """``[3, H, W]``, ``[3, H', W']`` in [0, 1] → the :class:`Inversion` (image ``[3, H, W]``, objective
-        history, stop reason)."""
+    def target(self, content: Tensor, style: Tensor) -> Tensor:
+        """``[3, H, W]``, ``[3, H', W']`` in [0, 1] → the AdaIN target ``[1, N, h, w]`` at the AdaIN layer."""
         with torch.no_grad():
             c = self.encoder(content[None], layers=[self.layer])[self.layer]
             s = self.encoder(style[None], layers=[self.layer])[self.layer]
-            target = adaptive_instance_norm(c, s)
+            return adaptive_instance_norm(c, s)
+
+    def error(self, image: Tensor, content: Tensor, style: Tensor) -> float:
+        """How far ``image`` ``[3, H, W]`` (e.g. a trained decoder's output for the pair) is from the pair's
+        target: :func:`target_error` of its features, the inversion's objective."""
+        with torch.no_grad():
+            return float(target_error(self.encoder(image[None], layers=[self.layer])[self.layer],
+                                      self.target(content, style)))  # fmt: skip
+
+    def invert(self, content: Tensor, style: Tensor) -> Inversion:
+        """``[3, H, W]``, ``[3, H', W']`` in [0, 1] → the :class:`Inversion` (image ``[3, H, W]``, objective
+        history, stop reason)."""
         return invert_features(
-            self.encoder, target, self.layer, content,
+            self.encoder, self.target(content, style), self.layer, content,
             iterations=self.iterations, tolerance=self.tolerance, window=self.window,
         )  # fmt: skip
 

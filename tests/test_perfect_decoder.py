@@ -50,6 +50,21 @@ def test_perfect_decoder_matches_the_adain_target_better_than_the_content(encode
     assert torch.equal(image, decoder.stylize(content, style.double()))  # deterministic
 
 
+def test_error_is_the_inversions_objective(encoder) -> None:
+    content, style = _images()
+    decoder = PerfectDecoder(encoder, iterations=5, tolerance=0.0)
+    result = decoder.invert(content, style.double())
+    target = decoder.target(content, style.double())
+    with torch.no_grad():
+        features = encoder(content[None], layers=[encoder.adain_layer])[encoder.adain_layer]
+    by_hand = float((features - target).pow(2).sum() / target.pow(2).sum())
+    assert decoder.error(content, content, style.double()) == pytest.approx(by_hand, rel=1e-12)
+    # the inversion starts at the content (pixels clamped to [1e-3, 1 - 1e-3]) and ends at its image
+    assert result.history[0] == pytest.approx(by_hand, rel=1e-2)
+    assert decoder.error(result.image, content, style.double()) == pytest.approx(result.history[-1], rel=1e-9)
+    assert result.history[-1] < result.history[0]
+
+
 def test_bad_target_shape_is_a_clear_error(encoder) -> None:
     content, _ = _images()
     with pytest.raises(ValueError, match="does not match"):
