@@ -5,7 +5,8 @@ Everything it writes goes into one report folder, which it refuses to reuse unle
 * ``adain/``: every held-out content × held-out style, stylized by ``adain stylize`` (PNG, no JPEG blocks);
   ``gatys/``: the subset of ``gatys_pairs`` pairs by Gatys optimisation (:func:`adain.gatys.optimize_image`,
   VGG-19 ``vgg19_caffe_normalised``, Gram loss; layers and weights from ``[report]``), named as the scorer
-  expects (``<content>_stylized_<style>.png``);
+  expects (``<content>_stylized_<style>.png``); ``gatys_pairs = 0`` skips Gatys (and every file below that
+  holds it), e.g. for A/B reports of two models on a machine without the Gatys cache;
 * ``scores.csv`` (every pair), ``scores_by_style.csv`` (per-style medians), ``gatys_scores.csv`` (the
   subset: Gatys and AdaIN side by side, both scored by the same scorer);
 * ``colour.csv``, ``colour_by_style.csv``, ``colour_by_content.csv`` (:mod:`adain.evaluation.colour`);
@@ -287,6 +288,8 @@ def _prepare_output(output: Path, overwrite: bool) -> None:
     for name in ("adain", "gatys"):
         if (output / name).exists():
             shutil.rmtree(output / name)
+    for name in ("gatys_scores.csv", "gatys_vs_adain.png"):  # an earlier report's, if this one has no Gatys
+        (output / name).unlink(missing_ok=True)
     output.mkdir(parents=True, exist_ok=True)
 
 
@@ -367,30 +370,32 @@ def run_report(
         output / "scores_by_style.csv", ["style", "median_style_ratio", "median_content_ratio"], by_style
     )
 
-    subset = [
-        (contents[i], styles[j]) for i, j in gatys_subset(len(contents), len(styles), int(rep["gatys_pairs"]))
-    ]
-    start = time.perf_counter()
-    gatys_seconds = _gatys(subset, output / "gatys", rep)
-    times.append(("gatys, all subset pairs (s)", time.perf_counter() - start))
-    times.append(("gatys, median per pair (s)", statistics.median(gatys_seconds)))
-    gatys_scores = _run_scorer(scorer, output / "gatys", content_dir, style_dir)
-    _write_csv(
-        output / "gatys_scores.csv",
-        [
-            "content",
-            "style",
-            "gatys_style_ratio",
-            "gatys_content_ratio",
-            "adain_style_ratio",
-            "adain_content_ratio",
-            "gatys_seconds",
-        ],
-        [
-            [c.stem, s.stem, *gatys_scores[(c.stem, s.stem)], *scores[(c.stem, s.stem)], f"{t:.1f}"]
-            for (c, s), t in zip(subset, gatys_seconds, strict=True)
-        ],
-    )
+    n_gatys = int(rep["gatys_pairs"])
+    subset = [] if n_gatys == 0 else [
+        (contents[i], styles[j]) for i, j in gatys_subset(len(contents), len(styles), n_gatys)
+    ]  # fmt: skip
+    if subset:
+        start = time.perf_counter()
+        gatys_seconds = _gatys(subset, output / "gatys", rep)
+        times.append(("gatys, all subset pairs (s)", time.perf_counter() - start))
+        times.append(("gatys, median per pair (s)", statistics.median(gatys_seconds)))
+        gatys_scores = _run_scorer(scorer, output / "gatys", content_dir, style_dir)
+        _write_csv(
+            output / "gatys_scores.csv",
+            [
+                "content",
+                "style",
+                "gatys_style_ratio",
+                "gatys_content_ratio",
+                "adain_style_ratio",
+                "adain_content_ratio",
+                "gatys_seconds",
+            ],
+            [
+                [c.stem, s.stem, *gatys_scores[(c.stem, s.stem)], *scores[(c.stem, s.stem)], f"{t:.1f}"]
+                for (c, s), t in zip(subset, gatys_seconds, strict=True)
+            ],
+        )
 
     start = time.perf_counter()
     adain_out = {(c.stem, s.stem): output / "adain" / f"{c.stem}_stylized_{s.stem}.png" for c, s in grid}
@@ -452,14 +457,15 @@ def run_report(
     sheet = _sheet(sheet_rows, cell, output / "contact_sheet.png")
     sheet.thumbnail((1024, 1024))
     sheet.save(output / "contact_sheet_small.jpg", quality=90)
-    _sheet(
-        [
-            [c, s, adain_out[(c.stem, s.stem)], output / "gatys" / f"{c.stem}_stylized_{s.stem}.png"]
-            for c, s in subset
-        ],
-        cell,
-        output / "gatys_vs_adain.png",
-    )
+    if subset:
+        _sheet(
+            [
+                [c, s, adain_out[(c.stem, s.stem)], output / "gatys" / f"{c.stem}_stylized_{s.stem}.png"]
+                for c, s in subset
+            ],
+            cell,
+            output / "gatys_vs_adain.png",
+        )
     curves = training_curves(config["stage"], work, output / "training_curves.png", int(rep["curve_window"]))
 
     _summary_csv(output, int(rep["bootstrap_resamples"]), bootstrap_median)
@@ -496,8 +502,8 @@ def _summary_csv(output: Path, resamples: int, bootstrap_median) -> None:
     scores = _read_csv(output / "scores.csv")
     for metric in ("style_ratio", "content_ratio"):
         add("all pairs", "adain", metric, [float(r[metric]) for r in scores])
-    gatys = _read_csv(output / "gatys_scores.csv")
-    for method in ("adain", "gatys"):
+    gatys = _read_csv(output / "gatys_scores.csv") if (output / "gatys_scores.csv").is_file() else []
+    for method in ("adain", "gatys") if gatys else ():
         for metric in ("style_ratio", "content_ratio"):
             add("gatys subset", method, metric, [float(r[f"{method}_{metric}"]) for r in gatys])
     colour = _read_csv(output / "colour.csv")
@@ -509,7 +515,7 @@ def _summary_csv(output: Path, resamples: int, bootstrap_median) -> None:
     add("colour", "adain", "output_spread_per_content", [float(r["output_spread"]) for r in spread])
     add("colour", "styles", "style_spread", [float(spread[0]["style_spread"])])
     artefacts = _read_csv(output / "artefacts.csv")
-    for method in ("adain", "gatys"):
+    for method in ("adain", "gatys") if gatys else ("adain",):
         for metric in ("checkerboard_output", "checkerboard_content", "border_output", "border_content"):
             add("artefacts", method, metric, [float(r[metric]) for r in artefacts if r["method"] == method])
     _write_csv(output / "summary.csv", ["table", "method", "metric", "median", "low", "high", "n"], rows)
@@ -553,7 +559,9 @@ def _summary_md(output: Path) -> str:
                 ),
                 f"## AdaIN vs Gatys on the same {run['gatys_pairs']} pairs\n\nGatys: VGG-19 "
                 f"(`vgg19_caffe_normalised`), Gram loss, {run['gatys_iterations']} L-BFGS iterations.\n\n"
-                + section("gatys subset"),
+                + section("gatys subset")
+                if run["gatys_pairs"] != "0"
+                else "## AdaIN vs Gatys\n\nNot run (`gatys_pairs = 0`).",
                 _COLOUR_NOTE
                 + section("colour")
                 + "\n\nPer style:\n\n"

@@ -203,6 +203,17 @@ def test_report_end_to_end(tmp_path: Path, write_random_images, shared_dir: Path
     assert (again / "gatys" / name).read_bytes() == (out / "gatys" / name).read_bytes()
     assert (again / "gatys_scores.csv").read_text() == (out / "gatys_scores.csv").read_text()
 
+    # gatys_pairs = 0: no Gatys and none of its files, also when replacing a report that had them
+    config.write_text(config.read_text().replace("gatys_pairs = 1", "gatys_pairs = 0"))
+    default_model.main([*argv, "--overwrite"])
+    assert not any((out / name).exists() for name in ("gatys", "gatys_scores.csv", "gatys_vs_adain.png"))
+    text = (out / "summary.md").read_text()
+    assert "Not run (`gatys_pairs = 0`)" in text and "gatys subset" not in (out / "summary.csv").read_text()
+    artefacts = list(csv.DictReader(open(out / "artefacts.csv", newline="")))
+    assert {r["method"] for r in artefacts} == {"adain"} and len(artefacts) == 4
+    numbers = re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", text)
+    assert numbers and set(numbers) <= _cells(out), set(numbers) - _cells(out)
+
 
 @pytest.mark.slow
 def test_staged_training_snapshots_and_resumes_elsewhere(tmp_path: Path, write_random_images) -> None:
