@@ -99,23 +99,29 @@ def calls(monkeypatch) -> dict[str, list[Any]]:
                 grey = (len(model.read_bytes()) * 20 + 40 * i + 10 * j) % 256
                 Image.new("RGB", (40, 40), (grey,) * 3).save(out / f"{c.stem}_stylized_{s.stem}.png")
 
+    monkeypatch.setattr(report, "_stylize", stylize)
+    random_encoder_and_counted_inversions(monkeypatch, seen)
+    return seen
+
+
+def random_encoder_and_counted_inversions(monkeypatch, seen: dict[str, list[Any]]) -> None:
+    """Build every encoder with a seeded random initialisation instead of its weights (recorded in
+    ``seen["build"]``) and record each inversion's target shape in ``seen["invert"]``."""
     build = adain.encoders.build_encoder
 
     def random_encoder(name: str, *, weights: Any) -> torch.nn.Module:
-        seen["build"].append((name, weights))
+        seen.setdefault("build", []).append((name, weights))
         torch.manual_seed(0)
         return build(name, weights=None)
 
     invert = perfect_decoder.invert_features
 
     def counted(*args: Any, **kwargs: Any) -> Any:
-        seen["invert"].append(args[1].shape)
+        seen.setdefault("invert", []).append(args[1].shape)
         return invert(*args, **kwargs)
 
-    monkeypatch.setattr(report, "_stylize", stylize)
     monkeypatch.setattr(adain.encoders, "build_encoder", random_encoder)
     monkeypatch.setattr(perfect_decoder, "invert_features", counted)
-    return seen
 
 
 def _csv(path: Path) -> list[dict[str, str]]:

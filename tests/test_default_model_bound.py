@@ -17,13 +17,11 @@ import pytest
 import torch
 from PIL import Image
 
-import adain.encoders
 import experiments.default_model_report as report
-import experiments.perfect_decoder as perfect_decoder
 from adain.errors import AdainError, OutputError
 from experiments import default_model
 from experiments.default_model_bound import model_encoder, run_bound
-from tests.test_ablation_bound import FAKE_SCORER
+from tests.test_ablation_bound import FAKE_SCORER, random_encoder_and_counted_inversions
 
 
 def _images(folder: Path, prefix: str, n: int, seed: int) -> None:
@@ -66,21 +64,8 @@ def calls(monkeypatch) -> dict[str, list[Any]]:
         grey = 30 + 50 * int(content.stem[1:]) + 20 * int(style.stem[1:])
         Image.new("RGB", (40, 32), (grey,) * 3).save(out / f"{content.stem}_stylized_{style.stem}.png")
 
-    build = adain.encoders.build_encoder
-
-    def random_encoder(name: str, *, weights: Any) -> torch.nn.Module:
-        torch.manual_seed(0)
-        return build(name, weights=None)
-
-    invert = perfect_decoder.invert_features
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        seen["invert"].append(args[1].shape)
-        return invert(*args, **kwargs)
-
     monkeypatch.setattr(report, "_stylize", stylize)
-    monkeypatch.setattr(adain.encoders, "build_encoder", random_encoder)
-    monkeypatch.setattr(perfect_decoder, "invert_features", counted)
+    random_encoder_and_counted_inversions(monkeypatch, seen)
     return seen
 
 
