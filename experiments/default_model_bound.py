@@ -189,7 +189,7 @@ def run_bound(
         output / "bound_scores.csv",
         [*header, "model_target_error", *extra],
         [
-            [c, s, *model_scores[(c, s)], *(perfect_rows[(c, s)][k] for k in _METRICS), _fmt(error)]
+            [c, s, *model_scores[(c, s)], *(_fmt(perfect_rows[(c, s)][k]) for k in _METRICS), _fmt(error)]
             + [perfect_rows[(c, s)][k] for k in extra]
             for (c, s), error in zip(names, model_errors, strict=True)
         ],
