@@ -332,12 +332,22 @@ def run_report(
     paper, work = _resolve(config["data"]["paper"]), _resolve(config["data"]["work"])
     content_dir, style_dir = paper / "content", work / "heldout_style"
     model, output = model.resolve(), output.resolve()
-    _prepare_output(output, overwrite)
     contents, styles = list_images(content_dir), list_images(style_dir)
     if len(styles) < 2 or not contents:
         raise AdainError(
             f"need >= 2 held-out styles in {style_dir} and contents in {content_dir}; run prepare"
         )
+    n_gatys = rep["gatys_pairs"]
+    if (
+        isinstance(n_gatys, bool)
+        or not isinstance(n_gatys, int)
+        or not 0 <= n_gatys <= len(contents) * len(styles)
+    ):
+        raise AdainError(
+            f"[report] gatys_pairs is {n_gatys!r}; it must be an integer in "
+            f"[0, {len(contents) * len(styles)}] (the held-out contents × styles; 0: no Gatys comparison)"
+        )
+    _prepare_output(output, overwrite)
     times: list[tuple[str, float]] = []
 
     start = time.perf_counter()
@@ -370,7 +380,6 @@ def run_report(
         output / "scores_by_style.csv", ["style", "median_style_ratio", "median_content_ratio"], by_style
     )
 
-    n_gatys = int(rep["gatys_pairs"])
     subset = [] if n_gatys == 0 else [
         (contents[i], styles[j]) for i, j in gatys_subset(len(contents), len(styles), n_gatys)
     ]  # fmt: skip

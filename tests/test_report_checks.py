@@ -106,3 +106,19 @@ def test_bootstrap_mean_of_outcomes_is_the_fraction() -> None:
     assert 0 <= result.low < 0.6 < result.high <= 1
     with pytest.raises(ValueError, match="statistic"):
         bootstrap_median([1.0], statistic="mode")
+
+
+@pytest.mark.parametrize("value", [-1, 5, 1.5, True])
+def test_report_refuses_bad_gatys_pairs_before_writing(tmp_path, write_random_images, value) -> None:
+    from adain.errors import AdainError
+    from experiments.default_model_report import run_report
+
+    write_random_images(tmp_path / "paper" / "content", 2, 5)
+    write_random_images(tmp_path / "work" / "heldout_style", 2, 6)
+    config = {
+        "data": {"paper": str(tmp_path / "paper"), "work": str(tmp_path / "work")},
+        "report": {"gatys_pairs": value},
+    }
+    with pytest.raises(AdainError, match=r"gatys_pairs is .*must be an integer in \[0, 4\].*0: no Gatys"):
+        run_report(config, tmp_path / "model.pth", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
