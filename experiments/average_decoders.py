@@ -6,7 +6,7 @@ A uniform average of iterates (Polyak averaging; what stochastic weight averagin
 checkpoints of one trajectory) smooths out the step-to-step noise of the last iterates. Every input must
 hold a decoder for the same encoder with the same parameter names and shapes; the output is a model file
 for ``adain stylize --model`` and ``experiments.default_model report --model`` whose config records the
-inputs (paths and iterations). It refuses to replace an existing file without ``--overwrite``.
+inputs (paths and iterations). A path given k times has weight k. It refuses to replace an existing file without ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def average_decoders(paths: list[Path]) -> tuple[str, dict[str, torch.Tensor], l
     first = read_model_file(paths[0])
     total = {k: v.detach().double().clone() for k, v in first.decoder_state.items()}
     sources: list[dict[str, object]] = []
-    for path in paths:
-        model = first if path == paths[0] else read_model_file(path)
+    for index, path in enumerate(paths):
+        model = first if index == 0 else read_model_file(path)  # a repeated path counts again (a weight)
         if model.encoder_name != first.encoder_name:
             raise CheckpointError(
                 f"{path}: a decoder for {model.encoder_name}, not {first.encoder_name} like {paths[0]}"

@@ -29,6 +29,18 @@ def test_average_is_the_mean_of_the_inputs_and_records_them(tmp_path: Path) -> N
     assert [s["iteration"] for s in averaged.config["averaged_from"]] == [0, 100, 200]
 
 
+def test_a_repeated_input_counts_with_its_multiplicity(tmp_path: Path) -> None:
+    a, b = (_model_file(tmp_path / f"{n}.pth", seed=i) for i, n in enumerate("ab"))
+    same, weighted = tmp_path / "same.pth", tmp_path / "weighted.pth"
+    assert average_decoders.main([str(a), str(a), "--output", str(same)]) == 0
+    assert average_decoders.main([str(a), str(b), str(a), "--output", str(weighted)]) == 0
+    sa, sb = read_model_file(a).decoder_state, read_model_file(b).decoder_state
+    for key, value in read_model_file(same).decoder_state.items():
+        torch.testing.assert_close(value, sa[key])  # the mean of A and A is A, not A / 2
+    for key, value in read_model_file(weighted).decoder_state.items():
+        torch.testing.assert_close(value, (2 * sa[key] + sb[key]) / 3)
+
+
 def test_refuses_mismatched_inputs_and_existing_output(tmp_path: Path, capsys) -> None:
     a = _model_file(tmp_path / "a.pth", seed=0)
     b = _model_file(tmp_path / "b.pth", seed=1, encoder="vgg19_caffe_normalised")
