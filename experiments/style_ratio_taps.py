@@ -28,6 +28,7 @@ import io
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
@@ -139,6 +140,15 @@ def _csv_text(header: Sequence[str], rows: Sequence[dict[str, object]]) -> str:
     return buffer.getvalue()
 
 
+def _write_text(path: Path, text: str) -> None:
+    data = text.encode()
+
+    def write(fh: BinaryIO) -> None:
+        fh.write(data)
+
+    atomic_write(path, write)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -169,8 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         (summary_path, ("metric", "median", "low", "high", "n"), summary),
     )
     for path, header, table in tables:
-        data = _csv_text(header, table).encode()
-        atomic_write(path, lambda fh, data=data: fh.write(data))
+        _write_text(path, _csv_text(header, table))
     print(f"{len(rows)} outputs of {args.outputs} (median [95 % bootstrap interval])")
     for s in summary:
         print(f"  {s['metric']:<26} {s['median']:.3f} [{s['low']:.3f}, {s['high']:.3f}]")
