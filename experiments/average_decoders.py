@@ -6,7 +6,8 @@ A uniform average of iterates (Polyak averaging; what stochastic weight averagin
 checkpoints of one trajectory) smooths out the step-to-step noise of the last iterates. Every input must
 hold a decoder for the same encoder with the same parameter names and shapes; the output is a model file
 for ``adain stylize --model`` and ``experiments.default_model report --model`` whose config records the
-inputs (paths and iterations). A path given k times has weight k. It refuses to replace an existing file without ``--overwrite``.
+inputs (paths and iterations). A path given k times has weight k. It refuses to replace an existing
+file without ``--overwrite``.
 """
 
 from __future__ import annotations

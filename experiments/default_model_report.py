@@ -9,6 +9,8 @@ Everything it writes goes into one report folder, which it refuses to reuse unle
   holds it), e.g. for A/B reports of two models on a machine without the Gatys cache;
 * ``scores.csv`` (every pair), ``scores_by_style.csv`` (per-style medians), ``gatys_scores.csv`` (the
   subset: Gatys and AdaIN side by side, both scored by the same scorer);
+* ``taps.csv``: every pair's style ratio split by the scorer's taps and into mean and std parts, with the
+  σ of output, style and content at each tap (:mod:`experiments.style_ratio_taps`);
 * ``colour.csv``, ``colour_by_style.csv``, ``colour_by_content.csv`` (:mod:`adain.evaluation.colour`);
 * ``artefacts.csv`` (:mod:`adain.evaluation.artefacts`, outputs and their contents);
 * ``summary.csv`` (medians with bootstrap 95 % intervals over pairs) and ``run.csv`` (command, model file,
@@ -56,6 +58,12 @@ REPORT_DEFAULTS: dict[str, Any] = {
 _SCORES_NOTE = (
     "Medians over pairs with percentile bootstrap 95 % intervals (resampling pairs); scores from "
     "`score_stylization.py` (lower is better)."
+)
+_TAPS_NOTE = (
+    "## Style ratio by tap\n\nThe style ratio's sums split by the scorer's MobileNetV2 taps (s2: stride 2, "
+    "colours and the finest texture … s16: stride 16; `taps.csv`, `experiments/style_ratio_taps.py`): each "
+    "tap's own ratio, its share of the output's distance to the style, the std part's share of that, and "
+    "the mean over channels of σ for output, style and content.\n\n"
 )
 _COLOUR_NOTE = (
     "## Colour statistics (RGB mean and std per channel)\n\n`nearest_is_own`: the output's nearest style "
@@ -324,6 +332,7 @@ def run_report(
 
     from adain.evaluation import border_step, checkerboard_prominence, colour_check, colour_stats
     from adain.io import list_images
+    from experiments import style_ratio_taps
     from experiments.default_model import _resolve
     from experiments.intervals import bootstrap_median
     from experiments.runs import file_sha256
@@ -379,6 +388,17 @@ def run_report(
     _write_csv(
         output / "scores_by_style.csv", ["style", "median_style_ratio", "median_content_ratio"], by_style
     )
+    start = time.perf_counter()
+    taps = style_ratio_taps.pair_rows(output / "adain", content_dir, style_dir)
+    _write_csv(
+        output / "taps.csv",
+        style_ratio_taps.PAIR_COLUMNS,
+        [
+            [f"{r[k]:.6g}" if isinstance(r[k], float) else r[k] for k in style_ratio_taps.PAIR_COLUMNS]
+            for r in taps
+        ],
+    )
+    times.append(("style ratio by tap, all pairs (s)", time.perf_counter() - start))
 
     subset = [] if n_gatys == 0 else [
         (contents[i], styles[j]) for i, j in gatys_subset(len(contents), len(styles), n_gatys)
@@ -515,6 +535,20 @@ def _summary_csv(output: Path, resamples: int, bootstrap_median) -> None:
     for method in ("adain", "gatys") if gatys else ():
         for metric in ("style_ratio", "content_ratio"):
             add("gatys subset", method, metric, [float(r[f"{method}_{metric}"]) for r in gatys])
+    if (output / "taps.csv").is_file():
+        from experiments.style_ratio_taps import summarise
+
+        for t in summarise(_read_csv(output / "taps.csv"), resamples=resamples):
+            if t["metric"] != "style_ratio":
+                rows.append(
+                    [
+                        "style ratio by tap",
+                        "adain",
+                        t["metric"],
+                        *map(_fmt, (t["median"], t["low"], t["high"])),
+                        t["n"],
+                    ]
+                )
     colour = _read_csv(output / "colour.csv")
     own = [float(r["nearest_is_own"]) for r in colour]
     add("colour", "adain", "nearest_is_own_fraction (a mean)", own, statistic="mean")
@@ -561,6 +595,7 @@ def _summary_md(output: Path) -> str:
                 f"style size {run['style_size']}, context padding "
                 f"{run.get('context_padding', 'none (before it existed)')} px. " + _SCORES_NOTE,
                 "## Scores, all held-out pairs\n\n" + section("all pairs"),
+                _TAPS_NOTE + section("style ratio by tap"),
                 "Per style (medians over contents):\n\n"
                 + _table(
                     ["style", "style ratio", "content ratio"],

@@ -26,7 +26,7 @@ import argparse
 import csv
 import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -108,11 +108,11 @@ def pair_rows(
     return rows
 
 
-def summarise(rows: Sequence[dict[str, object]], resamples: int = 2000) -> list[dict[str, object]]:
+def summarise(rows: Sequence[Mapping[str, object]], resamples: int = 2000) -> list[dict[str, object]]:
     """Medians over the rows with 95 % bootstrap intervals: the style ratio, and per tap its own ratio, its
     share of the numerator, the std part's share of the tap's numerator, and σ of output, style, content."""
 
-    def f(row: dict[str, object], key: str) -> float:
+    def f(row: Mapping[str, object], key: str) -> float:
         return float(row[key])  # type: ignore[arg-type]
 
     series: dict[str, list[float]] = {"style_ratio": [f(r, "style_ratio") for r in rows]}

@@ -152,7 +152,7 @@ def test_report_end_to_end(tmp_path: Path, write_random_images, shared_dir: Path
     default_model.main(argv)
     for name in (
         "scores.csv", "scores_by_style.csv", "gatys_scores.csv", "colour.csv", "colour_by_style.csv",
-        "colour_by_content.csv", "artefacts.csv", "summary.csv", "run.csv", "summary.md",
+        "colour_by_content.csv", "artefacts.csv", "summary.csv", "run.csv", "summary.md", "taps.csv",
         "contact_sheet.png", "contact_sheet_small.jpg", "gatys_vs_adain.png", "training_curves.png",
     ):  # fmt: skip
         assert (out / name).is_file(), name
@@ -177,6 +177,15 @@ def test_report_end_to_end(tmp_path: Path, write_random_images, shared_dir: Path
         abs=5e-4 + 1e-9,  # half a 3rd-decimal unit
     )
     assert float(style_row["low"]) <= float(style_row["median"]) <= float(style_row["high"])
+    taps = {(r["content"], r["style"]): r for r in csv.DictReader(open(out / "taps.csv", newline=""))}
+    assert set(taps) == {(r["content"], r["style"]) for r in scores}
+    for r in scores:  # the per-tap split adds up to the scorer's ratio, up to resampling (random noise
+        # inputs resized to the output: torch's antialiased bicubic against Pillow's, about 1 %)
+        assert float(taps[(r["content"], r["style"])]["style_ratio"]) == pytest.approx(
+            float(r["style_ratio"]), rel=3e-2
+        )
+    tap_rows = {r["metric"] for r in summary_rows if r["table"] == "style ratio by tap"}
+    assert {"s2_ratio", "s16_sigma_style", "s8_std_share"} <= tap_rows
 
     text = (out / "summary.md").read_text()
     run = {r["key"]: r["value"] for r in csv.DictReader(open(out / "run.csv", newline=""))}
