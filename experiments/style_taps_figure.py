@@ -5,8 +5,8 @@
 Each input is a ``taps_summary.csv`` of :mod:`experiments.style_ratio_taps` (or a report's ``summary.csv``,
 whose ``style ratio by tap`` rows hold the same metrics). Left: each tap's own ratio (0: the style's
 statistics, 1: no closer than the content), median and 95 % bootstrap interval over the outputs. Right:
-σ of the outputs at each tap as a fraction of the style's σ, with the content's as a reference (a marker per
-tap): where the bars stay at the content's level, the output has the content's contrast, not the style's.
+the median σ of the outputs at each tap over the median σ of the styles, with the contents' as a
+reference (a marker per tap): where the bars stay at the content's level, the output has the content's contrast, not the style's.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     right.scatter(range(len(TAPS)), content, marker="_", s=400, color="black", zorder=3, label="content")
     for ax, title in (
         (left, "style ratio of each tap (median, 95 % CI)"),
-        (right, "σ of the output / σ of the style (median)"),
+        (right, "median σ of the outputs / median σ of the styles"),
     ):
         ax.set_xticks(range(len(TAPS)), TAPS)
         ax.axhline(1.0, color="grey", lw=0.8)

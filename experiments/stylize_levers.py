@@ -14,7 +14,8 @@ post-processing could close:
 
 Each lever's folder is laid out like a report (``adain/<content>_stylized_<style>.png`` and ``scores.csv``
 from ``[report] scorer``), so :mod:`experiments.compare_reports` pairs it with the report it came from, and
-``taps.csv`` / ``taps_summary.csv`` split its style ratio by tap (:mod:`experiments.style_ratio_taps`).
+``taps.csv`` / ``taps_summary.csv`` split its style ratio by tap (:mod:`experiments.style_ratio_taps`);
+``levers.png`` shows a few pairs (content | style | report output | each lever).
 The report folder is only read. It refuses to replace an earlier ``--output`` without ``--overwrite``.
 """
 
@@ -33,6 +34,8 @@ from adain.errors import AdainError
 __all__ = ["LEVERS", "main", "run_levers"]
 
 LEVERS = ("colour_to_style", "second_pass")
+SHEET_PAIRS = 4  # rows of levers.png
+SHEET_CELL = 160  # px per image in levers.png
 
 
 def _report_outputs(report: Path) -> list[tuple[str, str, Path]]:
@@ -90,7 +93,7 @@ def run_levers(
     from adain.io import list_images
     from experiments import style_ratio_taps
     from experiments.default_model import _resolve
-    from experiments.default_model_report import REPORT_DEFAULTS, _run_scorer, _write_csv
+    from experiments.default_model_report import REPORT_DEFAULTS, _run_scorer, _sheet, _write_csv
 
     rep = {**REPORT_DEFAULTS, **config["report"]}
     content_dir = _resolve(config["data"]["paper"]) / "content"
@@ -121,6 +124,39 @@ def run_levers(
         if style_ratio_taps.main([*argv, "--csv", str(folder / "taps.csv"), "--overwrite"]) != 0:
             raise AdainError(f"{folder}: the per-tap split failed")
         print(f"wrote {folder}: {len(rows)} outputs, scores.csv, taps.csv")
+    contents = {p.stem: p for p in list_images(content_dir)}
+    sheet = _sheet_rows(outputs, contents, styles, output)
+    _sheet(sheet, SHEET_CELL, output / "levers.png")
+    print(f"wrote {output / 'levers.png'}: content | style | report output | {' | '.join(LEVERS)}")
+
+
+def _sheet_rows(
+    outputs: list[tuple[str, str, Path]],
+    contents: Mapping[str, Path],
+    styles: Mapping[str, Path],
+    output: Path,
+) -> list[list[Path | None]]:
+    """Up to :data:`SHEET_PAIRS` pairs spread over the styles (the report's Gatys subset rule)."""
+    from experiments.default_model_report import gatys_subset
+
+    content_names = sorted({c for c, _, _ in outputs})
+    style_names = sorted({s for _, s, _ in outputs})
+    by_pair = {(c, s): path for c, s, path in outputs}
+    n = min(SHEET_PAIRS, len(content_names) * len(style_names))
+    rows: list[list[Path | None]] = []
+    for i, j in gatys_subset(len(content_names), len(style_names), n):
+        c, s = content_names[i], style_names[j]
+        if (c, s) in by_pair:
+            path = by_pair[(c, s)]
+            rows.append(
+                [
+                    contents.get(c),
+                    styles[s],
+                    path,
+                    *(output / lever / "adain" / path.name for lever in LEVERS),
+                ]
+            )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

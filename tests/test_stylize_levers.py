@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from adain.io import load_image, save_image
 from experiments import stylize_levers
@@ -62,6 +63,8 @@ def test_levers_write_scored_report_like_folders(
     # second_pass: the model's stylization of the output, at the report's size (shorter side 40)
     assert load_image(tmp_path / "levers" / "second_pass" / "adain" / out.name).shape[-2:] == (40, 48)
     assert not [p for p in (tmp_path / "levers" / "second_pass").iterdir() if p.name.startswith("tmp")]
+    with Image.open(tmp_path / "levers" / "levers.png") as sheet:  # 4 pairs × (content, style, 3 outputs)
+        assert sheet.size == (5 * stylize_levers.SHEET_CELL, 4 * stylize_levers.SHEET_CELL)
     # no silent overwrite
     assert stylize_levers.main(argv) == 1
     assert "--overwrite" in capsys.readouterr().err
