@@ -6,7 +6,8 @@ Each input is a ``taps_summary.csv`` of :mod:`experiments.style_ratio_taps` (or 
 whose ``style ratio by tap`` rows hold the same metrics). Left: each tap's own ratio (0: the style's
 statistics, 1: no closer than the content), median and 95 % bootstrap interval over the outputs. Right:
 the median σ of the outputs at each tap over the median σ of the styles, with the contents' as a
-reference (a marker per tap): where the bars stay at the content's level, the output has the content's contrast, not the style's.
+reference (a marker per tap): where the bars stay at the content's level, the output has the content's
+contrast, not the style's.
 """
 
 from __future__ import annotations
