@@ -28,25 +28,42 @@ import io
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import torch
 
 from adain.atomic import atomic_write
 from adain.errors import AdainError
+
+if TYPE_CHECKING:
+    from adain.encoders.base import FeatureEncoder
 from experiments.intervals import bootstrap_median
 
-__all__ = ["TAPS", "main", "pair_rows", "summarise"]
+__all__ = ["PAIR_COLUMNS", "TAPS", "main", "pair_columns", "pair_rows", "summarise", "taps_of"]
 
+#: The scorer's taps: MobileNetV2's taps up to its AdaIN layer.
 TAPS = ("s2", "s4", "s8", "s16")
 _PAIR_FIELDS = ("ratio", "out_mean", "out_std", "content_mean", "content_std")
 _SIGMA_FIELDS = ("sigma_out", "sigma_style", "sigma_content")
-PAIR_COLUMNS = (
-    "content",
-    "style",
-    "style_ratio",
-    *(f"{tap}_{name}" for tap in TAPS for name in _PAIR_FIELDS + _SIGMA_FIELDS),
-)
+
+
+def pair_columns(taps: Sequence[str] = TAPS) -> tuple[str, ...]:
+    """The columns of :func:`pair_rows`' rows for ``taps``."""
+    return (
+        "content",
+        "style",
+        "style_ratio",
+        *(f"{t}_{n}" for t in taps for n in _PAIR_FIELDS + _SIGMA_FIELDS),
+    )
+
+
+#: The columns for the scorer's taps.
+PAIR_COLUMNS = pair_columns(TAPS)
+
+
+def taps_of(rows: Sequence[Mapping[str, object]]) -> list[str]:
+    """The taps that :func:`pair_rows` wrote into ``rows`` (shallow to deep)."""
+    return [key[: -len("_out_mean")] for key in rows[0] if key.endswith("_out_mean")] if rows else []
 
 
 def _outputs(
@@ -70,27 +87,30 @@ def _outputs(
 
 
 def pair_rows(
-    outputs: Path, content_dir: Path, style_dir: Path, *, encoder: torch.nn.Module | None = None
+    outputs: Path, content_dir: Path, style_dir: Path, *, encoder: FeatureEncoder | None = None
 ) -> list[dict[str, object]]:
-    """One row per output (columns :data:`PAIR_COLUMNS`); ``encoder`` defaults to the ImageNet MobileNetV2."""
+    """One row per output (columns :func:`pair_columns` of the encoder's taps up to its AdaIN layer);
+    ``encoder`` defaults to the ImageNet MobileNetV2, the scorer's network (taps :data:`TAPS`)."""
     from adain.encoders import build_encoder
     from adain.evaluation.statistics_distance import channel_mean_std, statistics_distance
     from adain.io import list_images, load_image
+    from adain.train.loop import default_style_layers
 
     contents = {p.stem: p for p in list_images(content_dir)}
     styles = {p.stem: p for p in list_images(style_dir)}
     triples = _outputs(outputs, contents, styles)
     net = encoder if encoder is not None else build_encoder("mobilenet_v2")
+    taps = tuple(default_style_layers(net))
     rows: list[dict[str, object]] = []
     with torch.no_grad():
         for out_path, content_path, style_path in triples:
             out = load_image(out_path, max_pixels=None)
             size = tuple(out.shape[-2:])
             images = torch.stack([out, load_image(content_path, size), load_image(style_path, size)])
-            feats = net(images, layers=TAPS)
+            feats = net(images, layers=taps)
             row: dict[str, object] = {"content": content_path.stem, "style": style_path.stem}
             numerator = denominator = 0.0
-            for tap in TAPS:
+            for tap in taps:
                 f = feats[tap]
                 d = statistics_distance(f[:2], f[2:3])  # [2, 2]: output, content against the style
                 sigma = channel_mean_std(f)[1].mean(1)  # [3]
@@ -115,9 +135,10 @@ def summarise(rows: Sequence[Mapping[str, object]], resamples: int = 2000) -> li
     def f(row: Mapping[str, object], key: str) -> float:
         return float(row[key])  # type: ignore[arg-type]
 
+    taps = taps_of(rows)
     series: dict[str, list[float]] = {"style_ratio": [f(r, "style_ratio") for r in rows]}
-    for tap in TAPS:
-        num = [sum(f(r, f"{t}_out_mean") + f(r, f"{t}_out_std") for t in TAPS) for r in rows]
+    for tap in taps:
+        num = [sum(f(r, f"{t}_out_mean") + f(r, f"{t}_out_std") for t in taps) for r in rows]
         tap_num = [f(r, f"{tap}_out_mean") + f(r, f"{tap}_out_std") for r in rows]
         series[f"{tap}_ratio"] = [f(r, f"{tap}_ratio") for r in rows]
         series[f"{tap}_share_of_numerator"] = [t / n for t, n in zip(tap_num, num, strict=True)]
@@ -159,6 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--content", type=Path, required=True, help="the content images (matched by stem)")
     parser.add_argument("--style", type=Path, required=True, help="the style images (matched by stem)")
     parser.add_argument("--csv", type=Path, required=True, help="per-output rows; the summary goes beside it")
+    parser.add_argument(
+        "--encoder",
+        default="mobilenet_v2",
+        help="the network whose taps (up to its AdaIN layer) split the ratio: mobilenet_v2 (default, the "
+        "scorer's; the total is the scorer's style ratio) or another, e.g. vgg19_caffe_normalised (the same "
+        "measure in that network's features)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace earlier CSVs")
     args = parser.parse_args(argv)
     summary_path = args.csv.with_name(f"{args.csv.stem}_summary.csv")
@@ -169,13 +197,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     try:
-        rows = pair_rows(args.outputs, args.content, args.style)
-    except AdainError as e:
+        from adain.encoders import build_encoder
+
+        encoder = build_encoder(args.encoder)
+        rows = pair_rows(args.outputs, args.content, args.style, encoder=encoder)
+    except (AdainError, ValueError) as e:
         print(f"style_ratio_taps: error: {e}", file=sys.stderr)
         return 1
     summary = summarise(rows)
     tables = (
-        (args.csv, PAIR_COLUMNS, rows),
+        (args.csv, pair_columns(taps_of(rows)), rows),
         (summary_path, ("metric", "median", "low", "high", "n"), summary),
     )
     for path, header, table in tables:

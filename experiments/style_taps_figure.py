@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
-from experiments.style_ratio_taps import TAPS
-
-__all__ = ["main", "read_summary"]
+__all__ = ["main", "read_summary", "summary_taps"]
 
 
 def read_summary(path: Path) -> dict[str, tuple[float, float, float]]:
@@ -35,10 +34,14 @@ def read_summary(path: Path) -> dict[str, tuple[float, float, float]]:
         for r in rows
         if r.get("table", "style ratio by tap") == "style ratio by tap"
     }
-    missing = [f"{t}_ratio" for t in TAPS if f"{t}_ratio" not in found]
-    if missing:
-        raise ValueError(f"{path}: no per-tap rows ({', '.join(missing)}); not a taps summary")
+    if not summary_taps(found):
+        raise ValueError(f"{path}: no per-tap rows (<tap>_ratio, <tap>_sigma_out, ...); not a taps summary")
     return found
+
+
+def summary_taps(summary: Mapping[str, object]) -> list[str]:
+    """The taps of a summary (shallow to deep, as written): the ``<tap>`` of each ``<tap>_sigma_out`` row."""
+    return [m[: -len("_sigma_out")] for m in summary if m.endswith("_sigma_out")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             if not sep or not label or not path:
                 raise ValueError(f"{item!r}: expected LABEL=CSV")
             series.append((label, read_summary(Path(path))))
+        taps = summary_taps(series[0][1])
+        for (_, summary), item in zip(series, args.summaries, strict=True):
+            if summary_taps(summary) != taps:
+                raise ValueError(f"{item}: taps {summary_taps(summary)}, not {taps} like the first summary")
     except (OSError, ValueError) as e:
         print(f"style_taps_figure: error: {e}", file=sys.stderr)
         return 1
@@ -73,22 +80,22 @@ def main(argv: list[str] | None = None) -> int:
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
     width = 0.8 / len(series)
     for k, (label, summary) in enumerate(series):
-        xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(TAPS))]
-        med = [summary[f"{t}_ratio"][0] for t in TAPS]
+        xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(taps))]
+        med = [summary[f"{t}_ratio"][0] for t in taps]
         err = [
-            [m - summary[f"{t}_ratio"][1] for t, m in zip(TAPS, med, strict=True)],
-            [summary[f"{t}_ratio"][2] - m for t, m in zip(TAPS, med, strict=True)],
+            [m - summary[f"{t}_ratio"][1] for t, m in zip(taps, med, strict=True)],
+            [summary[f"{t}_ratio"][2] - m for t, m in zip(taps, med, strict=True)],
         ]
         left.bar(xs, med, width, yerr=err, capsize=2, label=label)
-        rel = [summary[f"{t}_sigma_out"][0] / summary[f"{t}_sigma_style"][0] for t in TAPS]
+        rel = [summary[f"{t}_sigma_out"][0] / summary[f"{t}_sigma_style"][0] for t in taps]
         right.bar(xs, rel, width, label=label)
-    content = [series[0][1][f"{t}_sigma_content"][0] / series[0][1][f"{t}_sigma_style"][0] for t in TAPS]
-    right.scatter(range(len(TAPS)), content, marker="_", s=400, color="black", zorder=3, label="content")
+    content = [series[0][1][f"{t}_sigma_content"][0] / series[0][1][f"{t}_sigma_style"][0] for t in taps]
+    right.scatter(range(len(taps)), content, marker="_", s=400, color="black", zorder=3, label="content")
     for ax, title in (
         (left, "style ratio of each tap (median, 95 % CI)"),
         (right, "median σ of the outputs / median σ of the styles"),
     ):
-        ax.set_xticks(range(len(TAPS)), TAPS)
+        ax.set_xticks(range(len(taps)), taps)
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.set_title(title, fontsize=9)
     left.legend(fontsize=7)

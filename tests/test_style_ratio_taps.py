@@ -141,6 +141,16 @@ def test_taps_add_up_to_the_scorers_style_ratio(tmp_path: Path, shared_dir: Path
     assert float(summary["style_ratio"]["low"]) <= float(summary["style_ratio"]["median"])
     assert "s2_sigma_style" in summary and "4 outputs" in capsys.readouterr().out
 
+    # another network's taps: the same measure in VGG-19's features (relu1_1 … relu4_1), its own columns
+    vgg_csv = tmp_path / "taps" / "vgg.csv"
+    assert style_ratio_taps.main([*argv[:-1], str(vgg_csv), "--encoder", "vgg19_caffe_normalised"]) == 0
+    vgg = list(csv.DictReader(open(vgg_csv, newline="")))
+    assert style_ratio_taps.taps_of(vgg) == ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+    assert len(vgg) == 4 and "s2_ratio" not in vgg[0]
+    assert {r["style_ratio"] for r in vgg}.isdisjoint({r["style_ratio"] for r in rows})
+    assert style_ratio_taps.main([*argv[:-1], str(tmp_path / "x.csv"), "--encoder", "nope"]) == 1
+    assert "nope" in capsys.readouterr().err
+
     out_csv.write_text("earlier")
     assert style_ratio_taps.main(argv) == 1
     assert "--overwrite" in capsys.readouterr().err and out_csv.read_text() == "earlier"

@@ -11,11 +11,11 @@ from experiments import style_taps_figure
 from experiments.style_ratio_taps import summarise
 
 
-def _summary(path: Path, scale: float) -> Path:
+def _summary(path: Path, scale: float, taps: tuple[str, ...] = ("s2", "s4", "s8", "s16")) -> Path:
     rows = [
         {
             "style_ratio": scale,
-            **{f"{t}_{k}": scale * (i + 1) for t in ("s2", "s4", "s8", "s16") for k in (
+            **{f"{t}_{k}": scale * (i + 1) for t in taps for k in (
                 "ratio", "out_mean", "out_std", "sigma_out", "sigma_style", "sigma_content")},
         }
         for i in range(3)
@@ -46,3 +46,6 @@ def test_bad_inputs_are_named(tmp_path: Path, capsys) -> None:
     assert "scores.csv" in capsys.readouterr().err and not out.exists()
     assert style_taps_figure.main([str(not_taps), "--output", str(out)]) == 1
     assert "LABEL=CSV" in capsys.readouterr().err
+    a, vgg = _summary(tmp_path / "a.csv", 0.5), _summary(tmp_path / "v.csv", 0.5, ("relu1_1", "relu2_1"))
+    assert style_taps_figure.main([f"a={a}", f"v={vgg}", "--output", str(out)]) == 1
+    assert "relu1_1" in capsys.readouterr().err and not out.exists()
