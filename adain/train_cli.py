@@ -196,6 +196,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         f"({d.layer_normalisation})",
     )
     model.add_argument(
+        "--layer-scales",
+        type=_layer_scales,
+        metavar="L=F[,L=F...]",
+        help="multiply these style layers' weights by F (e.g. relu1_1=4: more weight on the finest scale; "
+        "others keep 1)",
+    )
+    model.add_argument(
         "--style-positions",
         type=_positive_int,
         metavar="N",
@@ -269,6 +276,23 @@ def style_loss_spec(args: argparse.Namespace, base: dict[str, Any] | None = None
         raise UsageError(f"--style-loss {name} --kernel {kernel.get('name')}: {e}") from None
 
 
+def _layer_scales(text: str) -> dict[str, float]:
+    """``"relu1_1=4,relu2_1=2"`` → ``{"relu1_1": 4.0, "relu2_1": 2.0}`` (argparse type)."""
+    scales: dict[str, float] = {}
+    for item in (part.strip() for part in text.split(",")):
+        layer, sep, factor = item.partition("=")
+        try:
+            value = float(factor)
+        except ValueError:
+            value = math.nan
+        if not sep or not layer.strip() or not (0 < value < math.inf) or layer.strip() in scales:
+            raise argparse.ArgumentTypeError(
+                f"{item!r}: expected LAYER=FACTOR with a finite factor > 0, each layer once (e.g. relu1_1=4)"
+            )
+        scales[layer.strip()] = value
+    return scales
+
+
 def _typed_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`TrainConfig` fields the user typed (not the defaults)."""
     layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
@@ -291,6 +315,7 @@ def _typed_fields(args: argparse.Namespace) -> dict[str, Any]:
         "layers": layers,
         "layer_weighting": args.layer_weighting,
         "layer_normalisation": args.layer_normalisation,
+        "layer_scales": args.layer_scales,
         "style_positions": args.style_positions,
         "batch_size": args.batch_size,
         "lr": args.lr,

@@ -770,3 +770,70 @@ def test_weight_average_can_be_turned_on_when_resuming(data, tmp_path, capsys) -
         torch.testing.assert_close(value.double(), expected, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
         TrainConfig.from_dict({**state["config"], "ema_decay": 1.0})
+
+
+# ---- layer scales: shifting the style term between scales ------------------------------------------------
+
+
+def test_layer_scales_multiply_the_layer_weights(data, tmp_path) -> None:
+    """With initial normalisation every layer starts at 1, so a factor shows as itself in the first
+    iteration's style term: layers s4, s8, s16 with s4 × 3 give 3 + 1 + 1."""
+    out, layers = tmp_path / "run", ["s4", "s8", "s16"]
+    args = [*RANDOM, "--layers", ",".join(layers), "--layer-normalisation", "initial", "--iterations", "1"]
+    assert main(_args(data, out, *args, "--layer-scales", "s4=3")) == 0
+    assert read_log(out / "log.csv")[0]["style"] == pytest.approx(5.0, rel=1e-5)
+    model_config = read_model_file(out / "decoder_final.pth").config
+    assert model_config["style_layer_weights"] == {"s4": 3.0, "s8": 1.0, "s16": 1.0}
+    assert model_config["layer_scales"] == {"s4": 3.0}
+
+
+def test_a_fork_with_layer_scales_changes_only_the_style_term(data, tmp_path, capsys) -> None:
+    parent, plain, fine = tmp_path / "parent", tmp_path / "plain", tmp_path / "fine"
+    assert main(_args(data, parent, *RANDOM, "--iterations", "2")) == 0
+    ckpt = str(parent / "checkpoint.pth")
+    args = ["train", "--fork", ckpt, "--iterations", "3", "--no-progress"]
+    assert main([*args, "--output", str(plain)]) == 0
+    capsys.readouterr()
+    assert main([*args, "--output", str(fine), "--layer-scales", "s2=4,s4=2"]) == 0
+    assert "layer_scales None → {'s2': 4.0, 's4': 2.0}" in capsys.readouterr().err
+    a, b = read_log(plain / "log.csv")[0], read_log(fine / "log.csv")[0]
+    assert a["content"] == b["content"] and b["style"] > a["style"]  # same decoder, same batch
+    assert load_checkpoint(fine / "checkpoint.pth")["config"]["layer_scales"] == {"s2": 4.0, "s4": 2.0}
+    # resuming keeps them; typing other scales on --resume contradicts the checkpoint
+    resume = ["train", "--resume", "--output", str(fine), "--iterations", "4", "--no-progress"]
+    assert main([*resume, "--layer-scales", "s2=1"]) == 2
+    assert "layer_scales" in capsys.readouterr().err
+    assert main(resume) == 0
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("s2=0", "finite factor > 0"),
+        ("s2", "LAYER=FACTOR"),
+        ("s2=2,s2=3", "each layer once"),
+        ("s2=inf", "finite factor > 0"),
+        ("relu1_1=2", "not style layers"),
+    ],
+)
+def test_bad_layer_scales_are_refused_before_anything_is_written(
+    data, tmp_path, capsys, option, message
+) -> None:
+    out = tmp_path / "run"
+    try:  # argparse refuses malformed text (SystemExit 2); the trainer refuses an unknown layer (status 2)
+        status = main(_args(data, out, *RANDOM, "--iterations", "1", "--layer-scales", option))
+    except SystemExit as e:
+        status = e.code
+    assert status == 2
+    assert message in capsys.readouterr().err and not (out / "checkpoint.pth").exists()
+
+
+def test_layer_scales_config_validation(data, tmp_path) -> None:
+    config = _tiny_config(data, tmp_path / "run", layer_scales={"s2": 2})
+    assert config.layer_scales == {"s2": 2.0} and config.to_dict()["layer_scales"] == {"s2": 2.0}
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    for bad in ({}, {"s2": -1.0}, {"s2": True}, {3: 1.0}):
+        with pytest.raises(ValueError, match="layer_scales"):
+            config.replace(layer_scales=bad)
+    with pytest.raises(ValueError, match="reconstruction"):
+        config.replace(reconstruction=True, pixel_weight=1.0)

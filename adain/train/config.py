@@ -68,7 +68,9 @@ class TrainConfig:
     batch, computed once without gradient, stored in the checkpoint and reused on resume; with it ``"auto"``
     weighting means equal weights, so every loss gives every layer the same share at the start and the style
     term starts at ``Σ_l w_l`` (the number of layers): one layer-weighting convention for every loss (the
-    decoder ablation's). ``"none"`` (default) is the paper's recipe. ``style_positions``: the style losses
+    decoder ablation's). ``"none"`` (default) is the paper's recipe. ``layer_scales`` (e.g.
+    ``{"relu1_1": 4}``) multiplies the named style layers' weights after all of that (a layer not named
+    keeps factor 1), to shift the style term toward some scales. ``style_positions``: the style losses
     see that many random positions per layer, redrawn each iteration from ``(seed, iteration)``.
     ``pretrained=False`` gives a random encoder (tests and benchmarks only). ``style_augment`` draws style
     crops through :class:`adain.augment.StyleAugment` (crops at several scales, hue and saturation changes);
@@ -100,6 +102,7 @@ class TrainConfig:
     layers: tuple[str, ...] | None = None
     layer_weighting: str = "auto"
     layer_normalisation: str = "none"
+    layer_scales: Mapping[str, float] | None = None
     style_positions: int | None = None
     batch_size: int = 8
     lr: float = 1e-4
@@ -134,6 +137,7 @@ class TrainConfig:
                 raise ValueError(f"layers must be a list of layer names; got {self.layers!r}")
             object.__setattr__(self, "layers", tuple(self.layers))
         self._check_types()
+        self._check_layer_scales()
         for name in ("batch_size", "iterations", "image_size", "crop_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1; got {getattr(self, name)}")
@@ -213,6 +217,26 @@ class TrainConfig:
         if sp is not None and (not isinstance(sp, int) or isinstance(sp, bool)):
             raise bad("style_positions", "an integer or None")
 
+    def _check_layer_scales(self) -> None:
+        scales = self.layer_scales
+        if scales is None:
+            return
+        if not isinstance(scales, Mapping) or not scales:
+            raise ValueError(
+                f"layer_scales must be a non-empty table layer → factor, or None; got {scales!r}"
+            )
+        checked = {}
+        for layer, factor in scales.items():
+            ok = isinstance(factor, (int, float)) and not isinstance(factor, bool) and 0 < factor < math.inf
+            if not isinstance(layer, str) or not ok:
+                raise ValueError(
+                    f"layer_scales: {layer!r} = {factor!r}; need a layer name and a finite factor > 0"
+                )
+            checked[layer] = float(factor)
+        if self.reconstruction:
+            raise ValueError("layer_scales weigh the style term; reconstruction has none")
+        object.__setattr__(self, "layer_scales", checked)
+
     @property
     def second_weight(self) -> float:
         """The weight of the loss's second term: ``pixel_weight`` with ``reconstruction``, else
@@ -228,6 +252,7 @@ class TrainConfig:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["style_loss"] = self.style_loss.to_dict()
         out["layers"] = None if self.layers is None else list(self.layers)
+        out["layer_scales"] = None if self.layer_scales is None else dict(self.layer_scales)
         return out
 
     @classmethod

@@ -103,12 +103,23 @@ def default_style_layers(encoder: FeatureEncoder) -> list[str]:
 def style_layer_weights(
     config: TrainConfig, encoder: FeatureEncoder, layers: Sequence[str]
 ) -> dict[str, float]:
-    """Weight of each style layer under ``config.layer_weighting`` (see :class:`TrainConfig`)."""
+    """Weight of each style layer under ``config.layer_weighting``, times ``config.layer_scales`` (see
+    :class:`TrainConfig`).
+
+    Raises:
+        ValueError: ``layer_scales`` names a layer that is not one of ``layers``.
+    """
     mode = config.layer_weighting
     if mode == "auto":
         paper = config.style_loss.name == "meanstd" and config.layer_normalisation == "none"
         mode = "channels" if paper else "ones"
-    return {k: (1.0 / encoder.channels[k] if mode == "channels" else 1.0) for k in layers}
+    scales = dict(config.layer_scales or {})
+    unknown = sorted(set(scales) - set(layers))
+    if unknown:
+        raise ValueError(f"layer_scales names {unknown}, which are not style layers ({', '.join(layers)})")
+    return {
+        k: (1.0 / encoder.channels[k] if mode == "channels" else 1.0) * scales.get(k, 1.0) for k in layers
+    }
 
 
 def style_objective(
