@@ -39,7 +39,16 @@ if TYPE_CHECKING:
     from adain.encoders.base import FeatureEncoder
 from experiments.intervals import bootstrap_median
 
-__all__ = ["PAIR_COLUMNS", "TAPS", "main", "pair_columns", "pair_rows", "summarise", "taps_of"]
+__all__ = [
+    "PAIR_COLUMNS",
+    "TAPS",
+    "main",
+    "pair_columns",
+    "pair_rows",
+    "summarise",
+    "taps_of",
+    "write_tables",
+]
 
 #: The scorer's taps: MobileNetV2's taps up to its AdaIN layer.
 TAPS = ("s2", "s4", "s8", "s16")
@@ -152,7 +161,7 @@ def summarise(rows: Sequence[Mapping[str, object]], resamples: int = 2000) -> li
     return summary
 
 
-def _csv_text(header: Sequence[str], rows: Sequence[dict[str, object]]) -> str:
+def _csv_text(header: Sequence[str], rows: Sequence[Mapping[str, object]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(header), lineterminator="\n")
     writer.writeheader()
@@ -168,6 +177,18 @@ def _write_text(path: Path, text: str) -> None:
         fh.write(data)
 
     atomic_write(path, write)
+
+
+def write_tables(rows: Sequence[Mapping[str, object]], path: Path) -> list[dict[str, object]]:
+    """Write ``rows`` to ``path`` and their :func:`summarise` to ``<stem>_summary.csv`` beside it
+    (atomically, replacing earlier files); returns the summary."""
+    summary = summarise(rows)
+    _write_text(path, _csv_text(pair_columns(taps_of(rows)), rows))
+    _write_text(
+        path.with_name(f"{path.stem}_summary.csv"),
+        _csv_text(("metric", "median", "low", "high", "n"), summary),
+    )
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,13 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     except (AdainError, ValueError) as e:
         print(f"style_ratio_taps: error: {e}", file=sys.stderr)
         return 1
-    summary = summarise(rows)
-    tables = (
-        (args.csv, pair_columns(taps_of(rows)), rows),
-        (summary_path, ("metric", "median", "low", "high", "n"), summary),
-    )
-    for path, header, table in tables:
-        _write_text(path, _csv_text(header, table))
+    summary = write_tables(rows, args.csv)
     print(f"{len(rows)} outputs of {args.outputs} (median [95 % bootstrap interval])")
     for s in summary:
         print(f"  {s['metric']:<26} {s['median']:.3f} [{s['low']:.3f}, {s['high']:.3f}]")

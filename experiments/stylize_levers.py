@@ -50,7 +50,7 @@ def _report_outputs(report: Path) -> list[tuple[str, str, Path]]:
 
 def _colour_to_style(
     outputs: list[tuple[str, str, Path]], styles: Mapping[str, Path], folder: Path, size: int
-):
+) -> None:
     from adain.io import load_image, save_image
     from adain.ops.color import match_color
 
@@ -120,9 +120,8 @@ def run_levers(
         if len(rows) != len(outputs):
             raise AdainError(f"{folder / 'adain'}: the scorer scored {len(rows)} of {len(outputs)} outputs")
         _write_csv(folder / "scores.csv", ("content", "style", "style_ratio", "content_ratio"), rows)
-        argv = ["--outputs", str(folder / "adain"), "--content", str(content_dir), "--style", str(style_dir)]
-        if style_ratio_taps.main([*argv, "--csv", str(folder / "taps.csv"), "--overwrite"]) != 0:
-            raise AdainError(f"{folder}: the per-tap split failed")
+        taps = style_ratio_taps.pair_rows(folder / "adain", content_dir, style_dir)
+        style_ratio_taps.write_tables(taps, folder / "taps.csv")
         print(f"wrote {folder}: {len(rows)} outputs, scores.csv, taps.csv")
     contents = {p.stem: p for p in list_images(content_dir)}
     sheet = _sheet_rows(outputs, contents, styles, output)
