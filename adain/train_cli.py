@@ -18,7 +18,9 @@ settings come from the checkpoint; only ``--iterations``, ``--checkpoint-every``
 with its default value, must agree with the checkpoint. ``--fork CHECKPOINT`` starts a new run in
 ``--output`` from that checkpoint's whole training state (decoder, Adam, iteration, data order, layer
 normalisers) with the options typed here changed, e.g. ``--style-weight`` or ``--tv-weight``: two forks from
-one checkpoint see the same batches, a paired ablation; the architecture and the images must stay.
+one checkpoint see the same batches, a paired ablation. The architecture must stay; ``--content-dir`` or
+``--style-dir`` may name other images (a data ablation, e.g. more styles): that stream keeps its seed and
+position and draws over the new files, while the other stream's batches stay the same.
 SIGINT/SIGTERM write a checkpoint and exit with 128 + the signal number. Exit codes: 0 done, 1 failure (e.g.
 non-finite loss or weights, a full disk; one line ``adain train: error: …`` naming the file), 2 usage error.
 

@@ -14,7 +14,10 @@ Everything is read from ``experiments/configs/default_model.toml`` (``--config``
   The paper's content photos are never trained on: they are the held-out contents. When ``[data]``
   names ``photo_data`` (a content-only set of ``python -m experiments.training_data``, e.g. OpenCV's
   example photos), ``WORK/content_photos`` links the wallpapers and those photos; a stage trains on it
-  with ``content = "content_photos"`` (the default is ``content``).
+  with ``content = "content_photos"`` (the default is ``content``). When ``[data]`` names ``painting_data``
+  (``python -m experiments.gcompris_paintings``), ``WORK/style_paintings`` links the training styles and
+  those paintings; a stage trains on it with ``style = "style_paintings"`` (a fork stage then forks onto
+  them: ``adain train --fork … --style-dir``).
 * ``train``: one ``adain train`` run per ``[[stage]]`` into ``WORK/<stage name>``; a stage after the first
   starts from the previous stage's checkpoint (``--init-decoder``), or with ``fork = true`` continues its
   whole training state with the stage's ``args`` changed (``adain train --fork``). A run that has a
@@ -71,7 +74,12 @@ def _link_all(files: list[tuple[Path, Path]], folder: Path) -> int:
     for old in folder.iterdir():
         old.unlink()
     for root, f in files:
-        (folder / "__".join(f.relative_to(root).parts)).symlink_to(f)
+        link = folder / "__".join(f.relative_to(root).parts)
+        if link.is_symlink():
+            raise SystemExit(
+                f"{folder}: two images would both be linked as {link.name}: {link.resolve()} and {f}"
+            )
+        link.symlink_to(f)
     return len(files)
 
 
@@ -106,10 +114,21 @@ def prepare(config: dict[str, Any]) -> Path:
         n_photos = _link_all(wallpapers + [(photos, p) for p in list_images(photos)], work / "content_photos")
         photo_note = f", {n_photos - n_content} photos (+ the wallpapers) in content_photos"
     n_style = _link_all(train_styles + extra, work / "style")
+    painting_note = ""
+    if "painting_data" in data:
+        paintings = _resolve(data["painting_data"]) / "style"
+        if not paintings.is_dir():
+            raise SystemExit(
+                f"[data] painting_data: {paintings} does not exist; make it with "
+                f"python -m experiments.gcompris_paintings --output {data['painting_data']}"
+            )
+        more = [(paintings, p) for p in list_images(paintings)]
+        n_more = _link_all(train_styles + extra + more, work / "style_paintings") - n_style
+        painting_note = f", {n_more} paintings (+ the training styles) in style_paintings"
     n_held = _link_all([(paper / "style", p) for p in styles if p.stem in held], work / "heldout_style")
     print(
         f"{work}: {n_content} contents, {n_style} training styles ({len(train_styles)} paintings + "
-        f"{len(extra)} wallpapers), {n_held} held-out styles{photo_note}; "
+        f"{len(extra)} wallpapers), {n_held} held-out styles{photo_note}{painting_note}; "
         f"held-out contents: {paper / 'content'}"
     )
     return work
@@ -160,25 +179,32 @@ def train(config: dict[str, Any], stage_name: str | None, iterations: int | None
         elif final.is_file() and stage_name is None:
             continue  # a finished stage kept as its model file
         else:
-            content = work / stage.get("content", "content")
-            if not content.is_dir():
-                raise SystemExit(
-                    f"stage {stage['name']!r}: content folder {content} does not exist; run "
-                    "python -m experiments.default_model prepare (photo_data made first; see the config)"
-                )
+            content, style = work / stage.get("content", "content"), work / stage.get("style", "style")
+            forks = i > 0 and stage.get("fork", False)  # a fork keeps the checkpoint's folders unless named
+            for kind, folder in (("content", content), ("style", style)):
+                if (kind in stage or not forks) and not folder.is_dir():
+                    raise SystemExit(
+                        f"stage {stage['name']!r}: {kind} folder {folder} does not exist; run python -m "
+                        "experiments.default_model prepare (photo_data and painting_data made first; see the "
+                        "config)"
+                    )
             command = [
                 "--content-dir",
                 str(content),
                 "--style-dir",
-                str(work / "style"),
+                str(style),
                 "--output",
                 str(out),
                 "--iterations",
                 str(total),
                 *stage["args"],
             ]
-            if i > 0 and stage.get("fork", False):
+            if forks:
                 command = _fork_command(work / stages[i - 1]["name"], out, total, stage)
+                if "content" in stage:
+                    command += ["--content-dir", str(content)]
+                if "style" in stage:
+                    command += ["--style-dir", str(style)]
             elif i > 0:
                 previous = work / stages[i - 1]["name"]
                 start = previous / CHECKPOINT_NAME

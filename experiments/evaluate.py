@@ -33,6 +33,7 @@ from experiments.runs import save_figure
 __all__ = [
     "CrossEvaluation",
     "cross_evaluate",
+    "heatmap_norm",
     "plot_heatmap",
     "plot_pareto",
     "plot_per_layer",
@@ -140,12 +141,35 @@ def cross_evaluate(
     return CrossEvaluation(row_names, names, summed, per_layer, raw)
 
 
+def heatmap_norm(values: Tensor) -> Any:
+    """The colour scale of a heatmap panel ``values`` ``[rows, outputs]``: logarithmic when every value is
+    positive (rows span decades); symmetric-logarithmic (linear within the smallest positive magnitude of
+    zero) when an unbiased estimator (e.g. the linear-time MMD²) scored some output below zero, so that a
+    negative estimate is drawn as the value it is, below every positive one, not clamped to a tiny positive
+    number that would stretch the scale over many decades."""
+    from matplotlib.colors import LogNorm, SymLogNorm
+
+    flat = values.double().flatten()
+    low, high = float(flat.min()), float(flat.max())
+    if low > 0:
+        return LogNorm(vmin=low, vmax=high)
+    positive = flat[flat > 0].abs()
+    magnitudes = flat[flat != 0].abs()
+    threshold = (
+        float(positive.min()) if len(positive) else float(magnitudes.min()) if len(magnitudes) else 1.0
+    )
+    return SymLogNorm(linthresh=threshold, vmin=low, vmax=max(high, threshold), base=10)
+
+
 def plot_heatmap(
     evaluation: CrossEvaluation, path_stem: Path, title: str = "", layers: Sequence[str] = ()
 ) -> list[Path]:
     """Heatmap of ``summed`` (and of each of ``layers``), cells annotated; writes ``<stem>.png/.pdf``.
 
-    Colour is ``log10`` of the normalised value (rows span decades); the best output per row is boxed.
+    Colour is logarithmic in the normalised value (rows span decades; :func:`heatmap_norm`, symmetric-log
+    where an unbiased estimator went negative); the best (lowest) output per row is boxed. For an unbiased
+    estimator the lowest is still the right pick: its expectation is the MMD², so a negative value is a
+    noisy estimate of a small MMD², not an error.
     """
     import matplotlib
 
@@ -160,8 +184,9 @@ def plot_heatmap(
     )
     for ax, (label, values) in zip(axes[0], panels, strict=True):
         rows = evaluation.losses[: values.shape[0]]
-        data = values.clamp_min(1e-8).log10().numpy()
-        im = ax.imshow(data, cmap="viridis_r", aspect="auto")
+        norm = heatmap_norm(values)
+        data = norm(values.double().numpy())  # [rows, outputs] in [0, 1]
+        im = ax.imshow(values.double().numpy(), cmap="viridis_r", norm=norm, aspect="auto")
         for i in range(values.shape[0]):
             best = int(values[i].argmin())
             ax.add_patch(Rectangle((best - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.5))
@@ -172,7 +197,8 @@ def plot_heatmap(
         ax.set_yticks(range(len(rows)), rows, fontsize=7)
         ax.set_xlabel("output (optimised with, or trained decoder)")
         ax.set_title(label, fontsize=8)
-        fig.colorbar(im, ax=ax, label="log10(loss / loss at reference)", shrink=0.8)
+        scale = "log" if isinstance(norm, matplotlib.colors.LogNorm) else "symmetric log"
+        fig.colorbar(im, ax=ax, label=f"loss / loss at reference ({scale} scale)", shrink=0.8)
     axes[0][0].set_ylabel("evaluation loss")
     if title:
         fig.suptitle(title, fontsize=9)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import torch
 import mmd
 from adain.encoders import build_encoder
 from experiments.compare import main
-from experiments.evaluate import cross_evaluate, plot_heatmap
+from experiments.evaluate import CrossEvaluation, cross_evaluate, heatmap_norm, plot_heatmap
 from experiments.optimize import load_config
 from experiments.runs import ConfigError
 
@@ -182,3 +183,24 @@ def test_evaluator_and_optimiser_draw_the_same_texture_reference() -> None:
     torch.testing.assert_close(scores.summed, torch.full_like(scores.summed, 2.0))  # 1 per layer, 2 layers
     other = cross_evaluate(encoder, {"start": start}, losses, style, None, layers, seed=4)
     assert not torch.allclose(other.summed, scores.summed)
+
+
+def test_heatmaps_draw_negative_unbiased_estimates_below_zero_not_clamped(tmp_path: Path) -> None:
+    """The linear-time MMD² is unbiased and can be negative: its cell keeps its value on a symmetric-log
+    scale (below every positive cell), instead of a clamp to 1e-8 that spans eight decades."""
+    from matplotlib.colors import LogNorm, SymLogNorm
+
+    positive = torch.tensor([[0.5, 0.02], [1.2, 0.9]])
+    assert isinstance(heatmap_norm(positive), LogNorm)
+    assert heatmap_norm(positive).vmin == pytest.approx(0.02)
+    signed = torch.tensor([[0.5, -0.355], [1.2, 0.02]])
+    norm = heatmap_norm(signed)
+    assert isinstance(norm, SymLogNorm) and norm.vmin == pytest.approx(-0.355)
+    assert norm.linthresh == pytest.approx(0.02)
+    assert float(norm(-0.355)) < float(norm(0.0)) < float(norm(0.02)) < float(norm(1.2))
+    # the positive cells keep more contrast than a clamp at 1e-8 left them
+    clamped = (math.log10(1.2) - math.log10(0.5)) / (math.log10(1.2) + 8)
+    assert float(norm(1.2)) - float(norm(0.5)) > 1.4 * clamped
+    evaluation = CrossEvaluation(("mmd_linear_time", "content"), ("a", "b"), signed, {}, signed)
+    paths = plot_heatmap(evaluation, tmp_path / "signed")
+    assert all(p.stat().st_size > 0 for p in paths)

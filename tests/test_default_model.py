@@ -64,6 +64,35 @@ def test_prepare_links_wallpapers_and_photos_for_a_photo_stage(tmp_path: Path, w
     assert all(p.resolve().is_file() for p in (work / "content_photos").iterdir())
 
 
+def test_prepare_links_the_training_styles_and_paintings_for_a_painting_stage(
+    tmp_path: Path, write_random_images
+) -> None:
+    write_random_images(tmp_path / "td" / "content" / "walls", 2, 0)
+    write_random_images(tmp_path / "paper" / "style", 2, 2)
+    (tmp_path / "paper" / "style" / "img1.png").rename(tmp_path / "paper" / "style" / "b.png")
+    config = _config(tmp_path)
+    config["data"]["painting_data"] = str(tmp_path / "paintings")
+    with pytest.raises(
+        SystemExit, match=r"painting_data: .*paintings/style does not exist.*gcompris_paintings"
+    ):
+        default_model.prepare(config)
+    paintings = tmp_path / "paintings" / "style"
+    write_random_images(paintings, 2, 1)
+    with pytest.raises(SystemExit, match=r"style_paintings: two images would both be linked as img0.png"):
+        default_model.prepare(config)
+    for i in range(2):
+        (paintings / f"img{i}.png").rename(paintings / f"board{i}.png")
+    work = default_model.prepare(config)
+    assert sorted(p.name for p in (work / "style").iterdir()) == [
+        "img0.png",
+        "walls__img0.png",
+        "walls__img1.png",
+    ]
+    names = sorted(p.name for p in (work / "style_paintings").iterdir())
+    assert names == ["board0.png", "board1.png", "img0.png", "walls__img0.png", "walls__img1.png"]
+    assert all(p.resolve().is_file() for p in (work / "style_paintings").iterdir())
+
+
 def test_train_names_a_missing_stage_content_folder(tmp_path: Path) -> None:
     config = _config(tmp_path)
     config["stage"] = [{"name": "s1", "args": [], "iterations": 1, "content": "content_photos"}]
@@ -102,6 +131,14 @@ def test_a_fork_stage_continues_the_previous_stage_training_state(tmp_path: Path
         "--tv-weight",
         "100",
     ]
+    # a fork stage with its own style folder: the fork trains on those images (a data ablation)
+    config["stage"][1]["style"] = "style_more"
+    with pytest.raises(SystemExit, match=r"stage 's2': style folder .*style_more does not exist"):
+        default_model.train(config, "s2", None)
+    (work / "style_more").mkdir()
+    with pytest.raises(SystemExit):
+        default_model.train(config, "s2", None)
+    assert calls[-1][-2:] == ["--style-dir", str(work / "style_more")]
 
 
 def _write_log(path: Path, rows: int, start_style: float) -> None:

@@ -670,6 +670,37 @@ def test_fork_with_a_tv_weight_changes_only_that_arm(data, tmp_path, capsys) -> 
     assert load_checkpoint(smooth / "checkpoint.pth")["iteration"] == 5
 
 
+def test_a_fork_may_train_on_a_larger_style_set(data, tmp_path, capsys, write_random_images) -> None:
+    """A data ablation: the fork keeps the decoder, optimiser and content stream and draws its styles over
+    the new folder; a resume of the parent on that folder is still refused."""
+    parent, same, more = tmp_path / "parent", tmp_path / "same", tmp_path / "more"
+    assert main(_args(data, parent, *RANDOM, "--iterations", "2")) == 0
+    larger = tmp_path / "larger"
+    write_random_images(larger, 9, 7, nested=True)
+    ckpt = str(parent / "checkpoint.pth")
+    base = ["train", "--fork", ckpt, "--iterations", "4", "--no-progress"]
+    assert main([*base, "--output", str(same)]) == 0
+    capsys.readouterr()
+    assert main([*base, "--output", str(more), "--style-dir", str(larger)]) == 0
+    assert f"style images '6 files' → '9 files in {larger}'" in capsys.readouterr().err
+    a, b = load_checkpoint(same / "checkpoint.pth"), load_checkpoint(more / "checkpoint.pth")
+    assert a["data"]["content"] == b["data"]["content"]  # the same content batches: a paired comparison
+    assert a["data"]["style"]["n"] == 6 and b["data"]["style"]["n"] == 9
+    assert b["config"]["style_dir"] == str(larger) and b["dataset"]["style"] != a["dataset"]["style"]
+    # the first forked step starts from the same decoder on the same contents, with other styles
+    first_same, first_more = read_log(same / "log.csv")[0], read_log(more / "log.csv")[0]
+    assert first_same["iteration"] == first_more["iteration"] == 3
+    assert first_same["style"] != first_more["style"]
+    # the forked run resumes on its own images, and the parent still refuses the new folder
+    assert main(["train", "--resume", "--output", str(more), "--iterations", "5", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert (
+        main(["train", "--resume", "--output", str(parent), "--style-dir", str(larger), "--iterations", "3"])
+        == 1
+    )
+    assert "9 now" in _one_error_line(capsys.readouterr().err)
+
+
 def test_tv_term_is_the_decoded_batch_total_variation(data, tmp_path) -> None:
     from adain.gatys import total_variation
     from adain.ops import adaptive_instance_norm

@@ -468,8 +468,13 @@ class Trainer:
             else {k: v.detach().cpu().clone() for k, v in self.ema.items()},
         }
 
-    def load_state(self, state: Mapping[str, Any], source: str = "checkpoint") -> None:
-        """Restore decoder, optimiser, scaler, iteration, data positions from :func:`load_checkpoint`."""
+    def load_state(
+        self, state: Mapping[str, Any], source: str = "checkpoint", *, same_data: bool = True
+    ) -> None:
+        """Restore decoder, optimiser, scaler, iteration, data positions from :func:`load_checkpoint`.
+
+        ``same_data=False`` (a fork) accepts other content or style images than the checkpoint's: their
+        streams keep the run's seed and position (samples consumed) and draw over the new files."""
         problems = state_dict_problems(self.decoder.state_dict(), state["decoder"])
         if problems:
             raise CheckpointError(f"{source}: the decoder does not fit: {'; '.join(problems)}")
@@ -489,11 +494,13 @@ class Trainer:
             )
         for name, data in (("content", self.content_data), ("style", self.style_data)):
             try:
-                InfiniteSampler.from_state_dict(len(data), state["data"][name])
+                InfiniteSampler.from_state_dict(
+                    len(data) if same_data else int(state["data"][name]["n"]), state["data"][name]
+                )
             except (ValueError, KeyError, TypeError) as e:
                 raise CheckpointError(f"{source}: {name} folder {data.folder}: {e}") from e
         saved_data = state.get("dataset")
-        if saved_data is not None:
+        if saved_data is not None and same_data:
             mine = self.fingerprints()
             for name, data in (("content", self.content_data), ("style", self.style_data)):
                 if saved_data.get(name) != mine[name]:
@@ -606,19 +613,29 @@ class Trainer:
         """Start this (new) run from another run's whole training state: decoder, optimiser, iteration,
         data order and layer normalisers, so that an arm with changed settings (``style_weight``,
         ``tv_weight``, ``lr`` …) and an arm without see the same batches from the same point: a paired
-        ablation. The architecture and the data must be the checkpoint's (:meth:`load_state` checks them).
+        ablation. The architecture must be the checkpoint's (:meth:`load_state` checks it). The images may
+        differ (a data ablation, e.g. a larger style set): each stream keeps its seed and position and draws
+        over the new files, so two such forks still see the same batches of the folder they share.
 
         Returns:
-            ``{setting: (checkpoint's value, this run's)}`` for every training setting that differs.
+            ``{setting: (checkpoint's value, this run's)}`` for every training setting that differs, and
+            ``"content images"`` / ``"style images"`` (file counts) where the images differ.
 
         Raises:
-            CheckpointError: an unreadable checkpoint, or one whose decoder or data do not fit.
+            CheckpointError: an unreadable checkpoint, or one whose decoder does not fit.
         """
         state = load_checkpoint(path)
         changed = {
             k: v for k, v in self._settings_changed(path, state).items() if k not in _NOT_TRAINING_SETTINGS
         }
-        self.load_state(state, source=str(path))
+        saved_data, mine = state.get("dataset") or {}, self.fingerprints()
+        for name, data in (("content", self.content_data), ("style", self.style_data)):
+            saved_n = state.get("data", {}).get(name, {}).get("n")
+            if saved_data.get(name, mine[name]) != mine[name] or (
+                saved_n is not None and saved_n != len(data)
+            ):
+                changed[f"{name} images"] = (f"{saved_n} files", f"{len(data)} files in {data.folder}")
+        self.load_state(state, source=str(path), same_data=False)
         return changed
 
     def _settings_changed(self, path: str | Path, state: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
