@@ -32,6 +32,7 @@ from experiments.runs import save_figure
 
 __all__ = [
     "CrossEvaluation",
+    "axis_scale",
     "cross_evaluate",
     "heatmap_norm",
     "plot_heatmap",
@@ -141,6 +142,26 @@ def cross_evaluate(
     return CrossEvaluation(row_names, names, summed, per_layer, raw)
 
 
+def _symlog_threshold(values: Tensor) -> float:
+    """The linear range of a symmetric-log scale for ``values``: the smallest positive magnitude (else the
+    smallest non-zero one, else 1)."""
+    flat = values.double().flatten()
+    positive, magnitudes = flat[flat > 0], flat[flat != 0].abs()
+    if len(positive):
+        return float(positive.min())
+    return float(magnitudes.min()) if len(magnitudes) else 1.0
+
+
+def axis_scale(values: Sequence[float]) -> tuple[str, dict[str, float]]:
+    """``(scale, keyword arguments)`` for ``Axes.set_yscale`` of a plot of ``values``: ``"log"`` when every
+    value is positive, else ``"symlog"`` linear within :func:`_symlog_threshold`, so that a negative
+    estimate of an unbiased estimator is drawn, not silently dropped by a logarithmic axis."""
+    tensor = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    if len(tensor) and bool((tensor > 0).all()):
+        return "log", {}
+    return "symlog", {"linthresh": _symlog_threshold(tensor)}
+
+
 def heatmap_norm(values: Tensor) -> Any:
     """The colour scale of a heatmap panel ``values`` ``[rows, outputs]``: logarithmic when every value is
     positive (rows span decades); symmetric-logarithmic (linear within the smallest positive magnitude of
@@ -153,11 +174,7 @@ def heatmap_norm(values: Tensor) -> Any:
     low, high = float(flat.min()), float(flat.max())
     if low > 0:
         return LogNorm(vmin=low, vmax=high)
-    positive = flat[flat > 0].abs()
-    magnitudes = flat[flat != 0].abs()
-    threshold = (
-        float(positive.min()) if len(positive) else float(magnitudes.min()) if len(magnitudes) else 1.0
-    )
+    threshold = _symlog_threshold(flat)
     return SymLogNorm(linthresh=threshold, vmin=low, vmax=max(high, threshold), base=10)
 
 
@@ -264,6 +281,7 @@ def plot_pareto(summary: Sequence[Mapping[str, Any]], encoder: str, path_stem: P
         return 0.0 if h == float("inf") else h
 
     for ax, loss in zip(axes[0], losses, strict=True):
+        drawn: list[float] = []
         for name in outputs:
             weights = sorted(
                 w for (lo, o, w) in cells if (lo, o) == (loss, name) and (CONTENT, o, w) in cells
@@ -273,9 +291,11 @@ def plot_pareto(summary: Sequence[Mapping[str, Any]], encoder: str, path_stem: P
             ax.errorbar([float(r["mean"]) for r in xs], [float(r["mean"]) for r in ys],
                         xerr=[err(r) for r in xs], yerr=[err(r) for r in ys], marker="o", ms=3,
                         capsize=2, label=name)  # fmt: skip
+            drawn += [float(r["mean"]) - err(r) for r in ys] + [float(r["mean"]) for r in ys]
         ax.set_xlabel("content score (lower: closer to the content)")
         ax.set_ylabel(f"style score under {loss}")
-        ax.set_yscale("log")
+        scale, options = axis_scale(drawn)
+        ax.set_yscale(scale, **options)
         ax.grid(alpha=0.3)
         ax.set_title(f"{loss} ({encoder})", fontsize=8)
     axes[0][-1].legend(fontsize="x-small")
@@ -310,12 +330,15 @@ def plot_per_layer(
                              squeeze=False)  # fmt: skip
     width = 0.8 / len(outputs)
     for ax, loss in zip(axes[0], losses, strict=True):
+        drawn: list[float] = []
         for k, name in enumerate(outputs):
             xs = [i + (k - (len(outputs) - 1) / 2) * width for i in range(len(layers))]
             ys = [sum(v) / len(v) if (v := cells.get((loss, layer, name))) else 0.0 for layer in layers]
             ax.bar(xs, ys, width, label=name)
+            drawn += [y for y, layer in zip(ys, layers, strict=True) if (loss, layer, name) in cells]
         ax.set_xticks(range(len(layers)), layers, fontsize=7)
-        ax.set_yscale("log")
+        scale, options = axis_scale(drawn)
+        ax.set_yscale(scale, **options)
         ax.set_title(f"{loss} per layer ({encoder})", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("loss / loss at reference")

@@ -204,3 +204,48 @@ def test_heatmaps_draw_negative_unbiased_estimates_below_zero_not_clamped(tmp_pa
     evaluation = CrossEvaluation(("mmd_linear_time", "content"), ("a", "b"), signed, {}, signed)
     paths = plot_heatmap(evaluation, tmp_path / "signed")
     assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_line_and_bar_plots_keep_negative_estimates_on_a_symlog_axis(tmp_path: Path, monkeypatch) -> None:
+    """A log axis silently drops values ≤ 0; the per-layer bars and the Pareto plot switch to a
+    symmetric-log axis when an unbiased estimator went negative, and keep the log axis otherwise."""
+    import experiments.evaluate as evaluate
+
+    assert evaluate.axis_scale([0.5, 0.02]) == ("log", {})
+    assert evaluate.axis_scale([0.5, -0.355, 0.02]) == ("symlog", {"linthresh": 0.02})
+    assert evaluate.axis_scale([-0.1, 0.0]) == ("symlog", {"linthresh": 0.1})
+    scales: list[str] = []
+    saved = evaluate.save_figure
+    monkeypatch.setattr(
+        evaluate,
+        "save_figure",
+        lambda fig, stem: scales.extend(ax.get_yscale() for ax in fig.axes) or saved(fig, stem),
+    )
+
+    def rows(low: float) -> list[dict]:
+        return [
+            dict(
+                encoder="e",
+                pair=f"c{p}__s",
+                seed=seed,
+                style_weight=10.0,
+                eval_loss=loss,
+                output=out,
+                layer=layer,
+                value=value,
+            )
+            for p in range(2)
+            for seed in range(2)
+            for out in ("a", "b")
+            for loss, layer, value in (
+                ("mmd_linear_time", "sum", low + 0.01 * p + 0.02 * seed if out == "b" else 0.4 + 0.01 * seed),
+                ("mmd_linear_time", "s2", low + 0.01 * seed if out == "b" else 0.3),
+                ("content", "sum", 0.2 + 0.01 * p + 0.03 * seed),
+            )
+        ]
+
+    for low, expected in ((-0.3, "symlog"), (0.05, "log")):
+        scales.clear()
+        evaluate.plot_per_layer(rows(low), "e", 10.0, tmp_path / "per_layer")
+        evaluate.plot_pareto(evaluate.summarise(rows(low)), "e", tmp_path / "pareto")
+        assert scales == [expected, expected]
