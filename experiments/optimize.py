@@ -645,6 +645,11 @@ def run(
         if any(s.get("git_commit") != commit for s in earlier):
             log(f"warning: the code changed since an earlier sitting (commit {commit} now, "
                 f"{sorted({str(s.get('git_commit')) for s in earlier})} before)")  # fmt: skip
+    elif resume:
+        log(
+            f"{out} holds no earlier sitting: --resume starts the run from its first output (to continue "
+            "a committed snapshot, seed the folder from it first, as results_note --resume does)"
+        )
     made = 0
 
     def sitting(interrupted: bool) -> dict[str, Any]:

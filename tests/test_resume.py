@@ -151,9 +151,9 @@ def test_resume_refuses_a_changed_config_and_an_existing_folder_needs_resume_or_
     config = _config(tmp_path, paper_images, iterations=1)
     run = tmp_path / "run"
     argv = ["--config", str(config), "--output", str(run)]
-    assert optimize_main(argv) == 0
+    assert optimize_main([*argv, "--resume"]) == 0  # nothing to resume: the run starts, and says so
+    assert f"{run} holds no earlier sitting" in capsys.readouterr().out
     metrics = (run / "metrics.csv").read_text()
-    capsys.readouterr()
 
     counter = _count(monkeypatch)
     assert optimize_main(argv) == 2  # no silent overwrite
