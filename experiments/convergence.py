@@ -1,7 +1,7 @@
 """How far the optimisations of comparison runs are from their stopping criterion.
 
     python -m experiments.convergence runs/results/kernels runs/results/li_et_al \
-        [--csv convergence.csv] [--summary convergence_summary.csv]
+        [--csv convergence.csv] [--summary convergence_summary.csv] [--overwrite]
 
 Reads every finished optimisation of each run folder (``records/<job>/<method>.json``, written by
 :mod:`experiments.compare` and kept by ``results_note --snapshot``) with the run's stopping rule
@@ -11,23 +11,25 @@ measures, from each optimisation's objective history, its relative decrease over
 A run that stopped at the cap with a last-window decrease of 5× the tolerance was still falling: it is
 compared at an equal budget of steps, not at convergence.
 
-Writes one row per optimisation (``--csv``) and one per (run folder, method) (``--summary``): outputs,
-how many converged, how many hit the cap, and for the capped ones the median and largest last-window
-decrease and its ratio to the tolerance, and the median decrease over the last 100 steps. Prints the
-summary as a Markdown table.
+Writes one row per optimisation (``--csv``) and one per (run folder, method) (``--summary``; existing
+files are kept unless ``--overwrite``): outputs, how many converged, how many hit the cap, and for the
+capped ones the median and largest last-window decrease and its ratio to the tolerance, and the median
+decrease over the last 100 steps. Prints the summary as a Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from statistics import median
-from typing import Any
+from typing import Any, BinaryIO
 
+from adain.atomic import atomic_write
 from adain.gatys import relative_decrease
 
 __all__ = ["LONG_WINDOW", "main", "record_rows", "summarise"]
@@ -113,13 +115,18 @@ def summarise(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _write(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    if not rows:
-        raise SystemExit(f"convergence: error: nothing to write to {path}: no records")
+    """``rows`` as CSV, written atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    data = buffer.getvalue().encode()
+
+    def write(fh: BinaryIO) -> None:
+        fh.write(data)
+
+    atomic_write(path, write)
 
 
 def _cell(value: Any, spec: str) -> str:
@@ -131,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("folders", nargs="+", type=Path, help="comparison run folders (each with settings.json)")
     p.add_argument("--csv", type=Path, default=None, help="one row per optimisation")
     p.add_argument("--summary", type=Path, default=None, help="one row per (folder, method)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --csv / --summary files")
     args = p.parse_args(argv)
+    for path in (args.csv, args.summary):
+        if path is not None and path.exists() and not args.overwrite:
+            raise SystemExit(f"convergence: error: {path} exists; pass --overwrite to replace it")
     rows = [row for folder in args.folders for row in record_rows(folder)]
     if not rows:
         raise SystemExit("convergence: error: no records in " + ", ".join(map(str, args.folders)))

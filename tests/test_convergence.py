@@ -69,6 +69,11 @@ def test_the_command_writes_both_tables_and_names_bad_folders(tmp_path: Path, ca
     assert "| k | gram | 1 | 0 | 1 | 25.00% | 25.00% | 25.0 |" in capsys.readouterr().out
     with open(tmp_path / "s.csv", newline="") as fh:
         assert [r["method"] for r in csv.DictReader(fh)] == ["gram"]
+    before = (tmp_path / "s.csv").read_text()
+    with pytest.raises(SystemExit, match=r"s\.csv exists; pass --overwrite"):
+        main([str(folder), "--summary", str(tmp_path / "s.csv")])
+    assert (tmp_path / "s.csv").read_text() == before
+    assert main([str(folder), "--summary", str(tmp_path / "s.csv"), "--overwrite"]) == 0
     with pytest.raises(SystemExit, match=r"nothere/settings\.json does not exist"):
         main([str(tmp_path / "nothere")])
     (folder / "records" / "j0" / "bad.json").write_text("{")
