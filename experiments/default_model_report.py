@@ -38,12 +38,13 @@ from typing import Any
 
 from adain.errors import AdainError, OutputError
 
-__all__ = ["REPORT_DEFAULTS", "gatys_subset", "run_report", "training_curves"]
+__all__ = ["REPORT_DEFAULTS", "gatys_subset", "run_report", "stylize_command", "training_curves"]
 
 REPORT_DEFAULTS: dict[str, Any] = {
     "content_size": 384,
     "style_size": 384,
     "context_padding": 32,
+    "precision": "fp32",
     "scorer": "../shared/tools/score_stylization.py",
     "gatys_pairs": 8,
     "gatys_iterations": 300,
@@ -125,13 +126,23 @@ def _run_scorer(scorer: Path, outputs: Path, contents: Path, styles: Path) -> di
     return scores
 
 
-def _stylize(model: Path, contents: Path, styles: Path, out: Path, rep: Mapping[str, Any]) -> None:
-    from experiments.default_model import REPO
-
+def stylize_command(
+    model: Path, contents: Path, styles: Path, out: Path, rep: Mapping[str, Any]
+) -> list[str]:
+    """The ``adain stylize`` command line of a report's outputs, with the ``[report]`` settings."""
     command = [sys.executable, "-m", "adain", "stylize", "--content", str(contents), "--style", str(styles)]
     command += ["--model", str(model), "--output", str(out), "--ext", "png"]
     command += ["--content-size", str(rep["content_size"]), "--style-size", str(rep["style_size"])]
     command += ["--context-padding", str(rep["context_padding"])]
+    # pinned, not "auto": a report's numbers must not depend on whether the machine has AMX
+    command += ["--precision", str(rep["precision"])]
+    return command
+
+
+def _stylize(model: Path, contents: Path, styles: Path, out: Path, rep: Mapping[str, Any]) -> None:
+    from experiments.default_model import REPO
+
+    command = stylize_command(model, contents, styles, out, rep)
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     if done.returncode != 0:
         raise AdainError(f"adain stylize failed for {model}: {done.stderr.strip()[-2000:]}")
@@ -511,6 +522,7 @@ def run_report(
         ["content_size", str(rep["content_size"])],
         ["style_size", str(rep["style_size"])],
         ["context_padding", str(rep["context_padding"])],
+        ["precision", str(rep["precision"])],
         ["curves_stages", " ".join(curves) or "none (no log.csv under the work folder)"],
         *[[name, f"{seconds:.1f}"] for name, seconds in times],
     ]

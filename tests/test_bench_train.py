@@ -18,9 +18,21 @@ def test_bench_train_names_the_precision_it_ran(precision, capsys, monkeypatch) 
     )
     out = capsys.readouterr().out
     assert f"32×32 crops, fp32 (--precision {precision})" in out
-    row = next(line for line in out.splitlines() if line.startswith("mobilenet_v2"))
-    rate = float(row.split()[1])
-    assert rate > 0
+    rows = [line for line in out.splitlines() if line.startswith("mobilenet_v2")]
+    assert [("paper defaults" in r, "--channels-last" in r) for r in rows] == [(True, False), (False, True)]
+    assert all(float(r.split()[-4]) > 0 for r in rows)  # images/s
+    assert rows[0].endswith("1.00×")  # each row's ratio is to the paper's defaults in fp32
+
+
+def test_a_lower_precision_is_timed_beside_fp32_with_channels_last() -> None:
+    rows = bench_train.encoder_settings("bf16")
+    assert [(precision, extra.get("channels_last", False)) for _, _, precision, extra in rows] == [
+        ("fp32", False),
+        ("fp32", True),
+        ("bf16", True),
+    ]
+    assert len({tag for tag, *_ in rows}) == 3  # each row trains in its own run folder
+    assert [precision for _, _, precision, _ in bench_train.encoder_settings("fp32")] == ["fp32", "fp32"]
 
 
 def test_bench_train_refuses_an_unknown_precision(capsys) -> None:

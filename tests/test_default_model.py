@@ -227,6 +227,7 @@ def test_report_end_to_end(tmp_path: Path, write_random_images, shared_dir: Path
     text = (out / "summary.md").read_text()
     run = {r["key"]: r["value"] for r in csv.DictReader(open(out / "run.csv", newline=""))}
     assert run["context_padding"] == "8" and "context padding 8 px" in text
+    assert run["precision"] == "fp32"  # pinned: the scores must not depend on the machine's bf16
     assert hashlib.sha256(model.read_bytes()).hexdigest() in text
     assert f"[{style_row['low']}, {style_row['high']}]" in text
     assert "recon adain" in text and "python -m experiments.default_model report" in text
@@ -326,3 +327,16 @@ def test_staged_training_snapshots_and_resumes_elsewhere(tmp_path: Path, write_r
     with pytest.raises(SystemExit) as refused:
         default_model.train(config, None, None)
     assert refused.value.code == 2
+
+
+def test_report_stylizes_at_a_pinned_precision() -> None:
+    """The report's outputs are made in the configured precision (fp32 by default), never ``auto``:
+    scores taken on an AMX machine (where auto is bf16) stay comparable with everyone else's."""
+    from experiments.default_model_report import REPORT_DEFAULTS, stylize_command
+
+    def precision_of(rep: dict) -> str:
+        command = stylize_command(Path("m.pth"), Path("c"), Path("s"), Path("o"), rep)
+        return command[command.index("--precision") + 1]
+
+    assert precision_of(REPORT_DEFAULTS) == "fp32"
+    assert precision_of({**REPORT_DEFAULTS, "precision": "bf16"}) == "bf16"
