@@ -12,6 +12,7 @@ __all__ = [
     "PrecisionWarning",
     "cpu_has_amx_bf16",
     "cpu_has_native_bf16",
+    "read_cpuinfo",
     "resolve_device",
     "resolve_precision",
 ]
@@ -56,15 +57,20 @@ class PrecisionWarning(UserWarning):
     """A precision was asked for that this device runs slowly (e.g. bf16 on a CPU without native bf16)."""
 
 
+def read_cpuinfo() -> str:
+    """The text of ``/proc/cpuinfo``; empty where there is no such file (e.g. macOS or Windows)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
 def _cpu_flags(cpuinfo_text: str | None) -> set[str]:
     """The ``flags`` of ``/proc/cpuinfo`` (read from the file if ``cpuinfo_text`` is ``None``; no file, e.g.
     on macOS or Windows, gives no flags)."""
     if cpuinfo_text is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-                cpuinfo_text = fh.read()
-        except OSError:
-            return set()
+        cpuinfo_text = read_cpuinfo()
     flags: set[str] = set()
     for line in cpuinfo_text.splitlines():
         key, _, value = line.partition(":")

@@ -121,3 +121,16 @@ def one_torch_thread() -> Iterator[None]:
     depend on the thread count (exact resume against a subprocess) use it to say so."""
     assert torch.get_num_threads() == 1, "a test changed the thread count"
     yield
+
+
+#: The ``/proc/cpuinfo`` that every test sees unless it says otherwise: an AVX2-only CPU, where ``auto``
+#: precision is fp32. Tests then give the same results on every machine (on a CPU with AMX, ``auto`` would
+#: otherwise switch to bf16 and change losses, memory estimates and gradients); tests of the bf16 paths pass
+#: their own ``cpuinfo_text`` or patch :func:`adain.devices.read_cpuinfo`.
+AVX2_ONLY_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+
+
+@pytest.fixture(autouse=True)
+def avx2_only_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Makes the host look like an AVX2-only CPU to :mod:`adain.devices` (see :data:`AVX2_ONLY_CPUINFO`)."""
+    monkeypatch.setattr("adain.devices.read_cpuinfo", lambda: AVX2_ONLY_CPUINFO)
