@@ -193,6 +193,10 @@ def test_resume_after_sigkill_is_exact(data, tmp_path, extra) -> None:
         "-m",
         "adain",
         *_args(data, killed, *RANDOM, *extra, "--iterations", "60", "--checkpoint-every", "2"),
+        # The subprocess sees the real CPU, where ``auto`` may be bf16 (AMX); the in-process runs below
+        # see the AVX2-only host of conftest's ``avx2_only_host`` and resolve ``auto`` to fp32.
+        "--precision",
+        "fp32",
     ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
