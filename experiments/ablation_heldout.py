@@ -24,6 +24,7 @@ Settings (``[evaluate]`` of the ablation config; defaults: the default model's r
     content_dir = "../shared/data/adain-paper/content"          # the paper's photos: never trained on
     style_dir = "~/.cache/adain-mmd/default-model/heldout_style" # held out of the training split
     content_size = 384, style_size = 384, bootstrap_resamples = 2000
+    precision = "fp32"           # adain stylize --precision (pinned: scores do not depend on AMX)
     scorer = "../shared/tools/score_stylization.py"
     perfect_pairs = 0            # the bound's pairs (0: no bound)
     perfect_iterations = 300     # L-BFGS iterations of each inversion at most
@@ -39,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from adain.devices import PRECISION_CHOICES
 from adain.errors import AdainError, OutputError
 from experiments.runs import ConfigError, check_keys, file_sha256, resolve, write_json
 
@@ -50,6 +52,7 @@ EVALUATE_DEFAULTS: dict[str, Any] = {
     "content_size": 384,
     "style_size": 384,
     "context_padding": 32,  # adain stylize --context-padding, as the default model's report
+    "precision": "fp32",  # adain stylize --precision, pinned as in the report: scores must not depend on AMX
     "scorer": "../shared/tools/score_stylization.py",
     "bootstrap_resamples": 2000,
     "perfect_pairs": 0,
@@ -83,6 +86,11 @@ def settings(evaluate: Mapping[str, Any], where: str) -> dict[str, Any]:
         value = out[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise ConfigError(f"{where}: key 'evaluate.{key}' must be an integer >= {least}; got {value!r}")
+    if out["precision"] not in PRECISION_CHOICES:
+        raise ConfigError(
+            f"{where}: key 'evaluate.precision' must be one of {', '.join(PRECISION_CHOICES)}; "
+            f"got {out['precision']!r}"
+        )
     for key in ("content_dir", "style_dir", "scorer"):
         out[key] = resolve(str(out[key]))
         exists = out[key].is_file() if key == "scorer" else out[key].is_dir()

@@ -256,3 +256,11 @@ bootstrap_resamples = 200
         decoder_ablation.main(["--config", str(longer), "--data", str(data), "--evaluate", "--overwrite"])
         == 0
     )
+
+
+def test_evaluate_pins_the_stylize_precision(tmp_path) -> None:
+    from experiments.ablation_heldout import EVALUATE_DEFAULTS, settings
+
+    assert EVALUATE_DEFAULTS["precision"] == "fp32"  # not "auto": scores must not depend on AMX
+    with pytest.raises(ConfigError, match=r"cfg\.toml: key 'evaluate\.precision' must be one of .*'bf17'"):
+        settings({"precision": "bf17"}, "cfg.toml")
