@@ -220,8 +220,8 @@ def _image(path: Path, size: int | tuple[int, int] | None = None):
 
 
 def training_curves(stages: Sequence[Mapping[str, Any]], work: Path, path: Path, window: int) -> list[str]:
-    """One figure of every stage's ``WORK/<stage>/log.csv`` (iterations concatenated in config order, a
-    line at each stage boundary): content loss on top, the second term (style, or pixel MSE for a
+    """One figure of every stage's ``WORK/<stage>/log.csv`` (iterations on one axis in config order,
+    :func:`curve_positions`; a line at each stage boundary): content loss on top, the second term (style, or pixel MSE for a
     ``--reconstruction`` stage) below; running means of ``window`` iterations over the raw values (faint).
     Returns the names of the stages that had a log (no figure when none had)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -240,9 +240,8 @@ def training_curves(stages: Sequence[Mapping[str, Any]], work: Path, path: Path,
     fig = Figure(figsize=(7, 4))
     FigureCanvasAgg(fig)
     top, bottom = fig.subplots(2, 1, sharex=True)
-    offset = 0.0
-    for n, (stage, rows) in enumerate(logs):
-        it = [offset + r["iteration"] for r in rows]
+    positions = curve_positions([(stage, [r["iteration"] for r in rows]) for stage, rows in logs])
+    for n, ((stage, rows), it) in enumerate(zip(logs, positions)):
         recon = "--reconstruction" in stage.get("args", [])
         second = "pixel MSE" if recon else "style"
         for ax, key, label in ((top, "content", "content"), (bottom, "style", second)):
@@ -252,18 +251,37 @@ def training_curves(stages: Sequence[Mapping[str, Any]], work: Path, path: Path,
             ax.plot(
                 it, _running_mean(raw, window), color=colour, linewidth=1.2, label=f"{stage['name']}: {label}"
             )
-        offset = it[-1]
         if n < len(logs) - 1:
             for ax in (top, bottom):
-                ax.axvline(offset, color="grey", linestyle="--", linewidth=0.8)
+                ax.axvline(it[-1], color="grey", linestyle="--", linewidth=0.8)
     for ax, label in ((top, "content loss"), (bottom, "style / pixel MSE")):
         ax.set_ylabel(label)
         ax.set_yscale("log")
         ax.legend(fontsize=7)
-    bottom.set_xlabel(f"iteration (stages concatenated; running mean of {window})")
+    bottom.set_xlabel(f"iteration (stages in order; running mean of {window})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return [stage["name"] for stage, _ in logs]
+
+
+def curve_positions(stages: Sequence[tuple[Mapping[str, Any], Sequence[int]]]) -> list[list[float]]:
+    """The x positions of each stage's logged iterations on one axis, stages in config order.
+
+    A stage that starts afresh (its log counts from 1) is shifted to begin where the previous one ended;
+    a ``fork = true`` stage continues the previous stage's training state and its iteration counter, so
+    its iterations already are positions on that axis and are kept.
+
+    Args:
+        stages: ``(stage config, its log's iterations)`` per stage that has a log.
+    """
+    positions: list[list[float]] = []
+    end = 0.0
+    for n, (stage, iterations) in enumerate(stages):
+        offset = 0.0 if (n > 0 and stage.get("fork", False)) else end
+        positions.append([offset + i for i in iterations])
+        if positions[-1]:
+            end = positions[-1][-1]
+    return positions
 
 
 def _running_mean(values: Sequence[float], window: int) -> list[float]:

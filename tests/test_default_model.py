@@ -340,3 +340,16 @@ def test_report_stylizes_at_a_pinned_precision() -> None:
 
     assert precision_of(REPORT_DEFAULTS) == "fp32"
     assert precision_of({**REPORT_DEFAULTS, "precision": "bf16"}) == "bf16"
+
+
+def test_curve_positions_shift_fresh_stages_and_keep_forks() -> None:
+    """A fresh stage (log from 1) starts where the previous ended; a fork continues the counter as it is."""
+    from experiments.default_model_report import curve_positions
+
+    fresh = {"name": "a"}
+    positions = curve_positions(
+        [(fresh, [1, 2, 3]), ({"name": "b"}, [1, 2]), ({"name": "c", "fork": True}, [6, 7])]
+    )
+    assert positions == [[1.0, 2.0, 3.0], [4.0, 5.0], [6.0, 7.0]]
+    # a fork as the first stage with a log has no parent on the axis: it keeps its own numbers too
+    assert curve_positions([({"name": "f", "fork": True}, [10, 11])]) == [[10.0, 11.0]]
