@@ -264,7 +264,7 @@ def training_curves(stages: Sequence[Mapping[str, Any]], work: Path, path: Path,
     return [stage["name"] for stage, _ in logs]
 
 
-def curve_positions(stages: Sequence[tuple[Mapping[str, Any], Sequence[int]]]) -> list[list[float]]:
+def curve_positions(stages: Sequence[tuple[Mapping[str, Any], Sequence[float]]]) -> list[list[float]]:
     """The x positions of each stage's logged iterations on one axis, stages in config order.
 
     A stage that starts afresh (its log counts from 1) is shifted to begin where the previous one ended;
