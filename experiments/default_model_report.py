@@ -221,9 +221,9 @@ def _image(path: Path, size: int | tuple[int, int] | None = None):
 
 def training_curves(stages: Sequence[Mapping[str, Any]], work: Path, path: Path, window: int) -> list[str]:
     """One figure of every stage's ``WORK/<stage>/log.csv`` (iterations on one axis in config order,
-    :func:`curve_positions`; a line at each stage boundary): content loss on top, the second term (style, or pixel MSE for a
-    ``--reconstruction`` stage) below; running means of ``window`` iterations over the raw values (faint).
-    Returns the names of the stages that had a log (no figure when none had)."""
+    :func:`curve_positions`; a line at each stage boundary): content loss on top, the second term (style,
+    or pixel MSE for a ``--reconstruction`` stage) below; running means of ``window`` iterations over the raw
+    values (faint). Returns the names of the stages that had a log (no figure when none had)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -241,7 +241,7 @@ def training_curves(stages: Sequence[Mapping[str, Any]], work: Path, path: Path,
     FigureCanvasAgg(fig)
     top, bottom = fig.subplots(2, 1, sharex=True)
     positions = curve_positions([(stage, [r["iteration"] for r in rows]) for stage, rows in logs])
-    for n, ((stage, rows), it) in enumerate(zip(logs, positions)):
+    for n, ((stage, rows), it) in enumerate(zip(logs, positions, strict=True)):
         recon = "--reconstruction" in stage.get("args", [])
         second = "pixel MSE" if recon else "style"
         for ax, key, label in ((top, "content", "content"), (bottom, "style", second)):

@@ -69,7 +69,9 @@ def test_resolve_precision_auto_and_the_slow_bf16_warning(monkeypatch: pytest.Mo
         resolve_precision("fp64", "cpu")
 
 
-@pytest.mark.parametrize(("speedup", "expected"), [(0.75, "fp32"), (1.2, "fp32"), (1.3, "bf16"), (1.94, "bf16")])
+@pytest.mark.parametrize(
+    ("speedup", "expected"), [(0.75, "fp32"), (1.2, "fp32"), (1.3, "bf16"), (1.94, "bf16")]
+)
 def test_auto_on_avx512_bf16_without_amx_follows_the_measured_speedup(
     monkeypatch: pytest.MonkeyPatch, speedup: float, expected: str
 ) -> None:

@@ -25,7 +25,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--image-size", "40", "--crop-size", "32", "--batch-size", "2", "--encoder", "mobilenet_v2"]
 # --precision fp32: torchrun's processes see the real CPU (auto may be bf16 there), the in-process run the
 # AVX2-only host of conftest's avx2_only_host
-RANDOM = [*TINY, "--random-encoder", "--device", "cpu", "--no-progress", "--samples", "1", "--precision", "fp32"]
+RANDOM = [
+    *TINY, "--random-encoder", "--device", "cpu", "--no-progress", "--samples", "1", "--precision", "fp32",
+]  # fmt: skip
 
 
 @pytest.fixture

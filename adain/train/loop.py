@@ -294,7 +294,11 @@ class Trainer:
             self.model = DistributedDataParallel(self.decoder, device_ids=ids)
         self.precision = resolve_precision(config.precision, self.device)
         if config.precision == "auto":
-            native = "bf16 is fast here" if self.precision == "bf16" else "no fast bf16: no AMX, no CUDA ≥ 8.0, no measured AVX512-BF16 gain"
+            native = (
+                "bf16 is fast here"
+                if self.precision == "bf16"
+                else "no fast bf16: no AMX, no CUDA ≥ 8.0, no measured AVX512-BF16 gain"
+            )
             self.log(f"precision auto → {self.precision} ({self.device.type}: {native})")
         fp16_cuda = self.precision == "fp16" and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16_cuda)
