@@ -5,6 +5,7 @@
     python -m experiments.default_model report --model FILE [--output DIR] [--overwrite]
     python -m experiments.default_model snapshot   # copy the runs' checkpoints into the repository
     python -m experiments.default_model bound --model FILE [--output DIR] [--overwrite]
+    python -m experiments.default_model ship --model FILE --report DIR [--output FILE] [--overwrite]
 
 Everything is read from ``experiments/configs/default_model.toml`` (``--config`` for another file):
 
@@ -33,6 +34,8 @@ Everything is read from ``experiments/configs/default_model.toml`` (``--config``
 * ``bound``: the model against the perfect decoder (the AdaIN target inverted by optimisation) on a few
   held-out pairs, both scored by the same scorer (:mod:`experiments.default_model_bound`; options in
   ``[bound]``; default output ``runs/default_model_bound``).
+* ``ship``: writes the model (float16) as the package's ``adain/models/default.pth`` only if its report
+  (``--report``, of the same file) meets ``[ship]``'s goal (:mod:`experiments.default_model_ship`).
 """
 
 from __future__ import annotations
@@ -275,15 +278,38 @@ def bound(config: dict[str, Any], model: Path, output: Path, *, overwrite: bool,
     print(f"wrote {summary.parent}: summary.md, bound_scores.csv, bound.png")
 
 
+def ship(
+    config: dict[str, Any], model: Path, report_dir: Path, output: Path | None, *, overwrite: bool
+) -> None:
+    """Write ``model`` as the package's default model (float16) if its report meets ``[ship]``'s goal (see
+    :mod:`experiments.default_model_ship`)."""
+    from experiments.default_model_ship import ShipRefused, ship_model
+
+    if "ship" not in config:
+        raise SystemExit("the config has no [ship] section (style_ratio_max, content_ratio_max)")
+    target = output or REPO / "adain" / "models" / "default.pth"
+    try:
+        shipped = ship_model(model, report_dir, target, config["ship"], overwrite=overwrite)
+    except ShipRefused as e:
+        raise SystemExit(f"ship: {e}") from None
+    print(
+        f"wrote {target} (float16) from {model}: median style ratio {shipped['style_ratio_median']:.3f}, "
+        f"content ratio {shipped['content_ratio_median']:.3f}"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("prepare", "train", "report", "snapshot", "bound"))
+    parser.add_argument("command", choices=("prepare", "train", "report", "snapshot", "bound", "ship"))
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--stage", default=None)
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--output", type=Path, default=None, help="default: runs/default_model_<command>")
-    parser.add_argument("--overwrite", action="store_true", help="replace an earlier report in --output")
+    parser.add_argument("--report", type=Path, default=None, help="ship: the model's report folder")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier report in --output (ship: --output FILE)"
+    )
     args = parser.parse_args(argv)
     config = load_config(args.config)
     if args.command == "prepare":
@@ -292,6 +318,10 @@ def main(argv: list[str] | None = None) -> None:
         train(config, args.stage, args.iterations)
     elif args.command == "snapshot":
         snapshot(config)
+    elif args.command == "ship":
+        if args.model is None or args.report is None:
+            raise SystemExit("ship needs --model FILE and --report DIR")
+        ship(config, args.model, args.report, args.output, overwrite=args.overwrite)
     else:
         if args.model is None:
             raise SystemExit(f"{args.command} needs --model FILE")
