@@ -14,24 +14,17 @@ file's config. An existing output file is replaced only with ``overwrite=True``.
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ShipRefused", "report_medians", "sha256", "ship_model"]
+from experiments.runs import file_sha256
+
+__all__ = ["ShipRefused", "report_medians", "ship_model"]
 
 
 class ShipRefused(ValueError):
     """The report does not meet the goal, does not belong to the model, or the output exists."""
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def report_medians(report: Path) -> dict[str, dict[str, float]]:
@@ -86,7 +79,7 @@ def ship_model(
     from adain.modelfile import read_model_file, save_model_file
 
     medians = report_medians(report)
-    digest = sha256(model)
+    digest = file_sha256(model)
     reported = _report_model_hash(report)
     if reported is None:
         raise ShipRefused(f"{report / 'run.csv'}: no model_sha256 row, so it cannot be matched to {model}")

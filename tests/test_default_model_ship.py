@@ -9,7 +9,8 @@ import torch
 
 from adain.decoders import build_decoder
 from adain.modelfile import load_decoder, read_model_file, save_model_file
-from experiments.default_model_ship import ShipRefused, report_medians, sha256, ship_model
+from experiments.default_model_ship import ShipRefused, report_medians, ship_model
+from experiments.runs import file_sha256
 
 GOAL = {"style_ratio_max": 0.3, "content_ratio_max": 0.8}
 ENCODER = "mobilenet_v2"  # the smallest decoder; the shipping path does not depend on the architecture
@@ -31,7 +32,8 @@ def _report(tmp_path: Path, model: Path, style: float, content: float, digest: s
         f"all pairs,adain,content_ratio,{content},{content - 0.02},{content + 0.02},88\n"
         "all pairs,gatys,style_ratio,0.1,0.09,0.11,4\n"
     )
-    (report / "run.csv").write_text(f"key,value\nmodel,{model}\nmodel_sha256,{digest or sha256(model)}\n")
+    digest = digest or file_sha256(model)
+    (report / "run.csv").write_text(f"key,value\nmodel,{model}\nmodel_sha256,{digest}\n")
     return report
 
 
@@ -43,7 +45,7 @@ def test_a_model_meeting_the_goal_is_written_in_float16_and_loads_as_the_same_de
     assert shipped["style_ratio_median"] == 0.29 and shipped["content_ratio_high"] == pytest.approx(0.63)
     written = read_model_file(out)
     assert written.encoder_name == ENCODER and written.config["trained_iterations"] == 7
-    assert written.config["shipped"]["source_sha256"] == sha256(model)
+    assert written.config["shipped"]["source_sha256"] == file_sha256(model)
     assert all(v.dtype == torch.float16 for v in written.decoder_state.values() if v.is_floating_point())
     assert out.stat().st_size < 0.6 * model.stat().st_size
     original, loaded = load_decoder(model), load_decoder(out)
