@@ -283,6 +283,7 @@ def ship(
 ) -> None:
     """Write ``model`` as the package's default model (float16) if its report meets ``[ship]``'s goal (see
     :mod:`experiments.default_model_ship`)."""
+    from adain.errors import AdainError
     from experiments.default_model_ship import ShipRefused, ship_model
 
     if "ship" not in config:
@@ -290,7 +291,7 @@ def ship(
     target = output or REPO / "adain" / "models" / "default.pth"
     try:
         shipped = ship_model(model, report_dir, target, config["ship"], overwrite=overwrite)
-    except ShipRefused as e:
+    except (ShipRefused, AdainError) as e:  # AdainError: an unreadable model file, named in the message
         raise SystemExit(f"ship: {e}") from None
     print(
         f"wrote {target} (float16) from {model}: median style ratio {shipped['style_ratio_median']:.3f}, "

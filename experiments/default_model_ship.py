@@ -75,9 +75,10 @@ def ship_model(
     """
     import torch
 
-    from adain.decoders import build_decoder
-    from adain.modelfile import read_model_file, save_model_file
+    from adain.modelfile import load_decoder, read_model_file, save_model_file
 
+    if not model.is_file():
+        raise ShipRefused(f"{model}: no such model file")
     medians = report_medians(report)
     digest = file_sha256(model)
     reported = _report_model_hash(report)
@@ -95,9 +96,7 @@ def ship_model(
     if output.exists() and not overwrite:
         raise ShipRefused(f"{output} exists; pass --overwrite to replace it")
     source = read_model_file(model)
-    decoder = build_decoder(source.encoder_name)
-    decoder.load_state_dict(dict(source.decoder_state), strict=True)
-    decoder = decoder.to(torch.float16)
+    decoder = load_decoder(model).to(torch.float16)
     shipped = {
         "source": model.name,
         "source_sha256": digest,
