@@ -26,7 +26,9 @@ Everything is read from ``experiments/configs/default_model.toml`` (``--config``
   run options such as ``--ema-decay``), so the command can be repeated until ``iterations``.
 * ``snapshot``: copies each stage's ``checkpoint.pth`` and ``log.csv`` into ``[data] snapshots`` (in the
   repository, outside the installed package), so a schedule longer than one sitting continues on another
-  machine: ``train`` seeds a stage's run folder from its snapshot when the folder has no checkpoint.
+  machine: ``train`` seeds a stage's run folder from its snapshot when the folder has no checkpoint. A
+  finished stage is kept as its model file only, except the last stage and one that the next stage forks
+  from, whose resumable state a later run needs (raise the last stage's ``iterations`` to extend it).
 * ``report``: stylizes every held-out content × held-out style at ``content_size``, scores the outputs
   with ``../shared/tools/score_stylization.py``, runs Gatys optimisation on a subset of the same pairs,
   checks colour statistics and artefacts, and writes CSVs, sheets, training curves and ``summary.md``
@@ -233,23 +235,33 @@ def _fork_command(previous: Path, out: Path, total: int, stage: Mapping[str, Any
     return ["--fork", str(start), "--output", str(out), "--iterations", str(total), *stage["args"]]
 
 
+def keeps_training_state(stages: list[Mapping[str, Any]], index: int) -> bool:
+    """Whether the snapshot of stage ``index``, once finished, keeps its resumable checkpoint rather than
+    only its model file: the last stage does (a later session may extend it by raising its
+    ``iterations``), and so does a stage that the next one forks from (``fork = true`` continues the whole
+    training state: decoder, Adam, schedule, data order)."""
+    return index == len(stages) - 1 or bool(stages[index + 1].get("fork", False))
+
+
 def snapshot(config: dict[str, Any]) -> None:
     """Copy every stage's state and log into the repository's snapshot folder: a finished stage (its
     checkpoint at the stage's iterations) as its final model file only (no optimiser state: a third of the
-    size), an unfinished one as its resumable checkpoint."""
+    size), unless :func:`keeps_training_state` says a later run needs its state; an unfinished one as its
+    resumable checkpoint."""
     from adain.errors import CheckpointError
     from adain.torchfiles import atomic_torch_save, safe_torch_load
     from adain.train import CHECKPOINT_NAME, load_checkpoint
 
     work, target = _resolve(config["data"]["work"]), _resolve(config["data"]["snapshots"])
-    for stage in config["stage"]:
+    stages = config["stage"]
+    for i, stage in enumerate(stages):
         source, folder = work / stage["name"], target / stage["name"]
         checkpoint, final = source / CHECKPOINT_NAME, _finished_model(source)
         if not checkpoint.is_file():
             continue
         folder.mkdir(parents=True, exist_ok=True)
         finished = load_checkpoint(checkpoint)["iteration"] >= int(stage["iterations"])
-        if finished and final.is_file():
+        if finished and final.is_file() and not keeps_training_state(stages, i):
             keep, drop = final, folder / CHECKPOINT_NAME
         else:
             keep, drop = checkpoint, folder / final.name

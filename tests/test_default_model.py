@@ -262,6 +262,14 @@ def test_report_end_to_end(tmp_path: Path, write_random_images, shared_dir: Path
     assert numbers and set(numbers) <= _cells(out), set(numbers) - _cells(out)
 
 
+def test_snapshot_keeps_the_state_that_a_later_run_needs() -> None:
+    """A finished stage's snapshot keeps its resumable checkpoint when the stage is the last (a later
+    session may raise its iterations) or the next stage forks from it; otherwise only its model file."""
+    stages = [{"name": "a"}, {"name": "b"}, {"name": "c", "fork": True}, {"name": "d"}]
+    assert [default_model.keeps_training_state(stages, i) for i in range(4)] == [False, True, False, True]
+    assert default_model.keeps_training_state([{"name": "only"}], 0)
+
+
 @pytest.mark.slow
 def test_staged_training_snapshots_and_resumes_elsewhere(tmp_path: Path, write_random_images) -> None:
     """``train`` runs the stages in order (the second from the first's decoder); ``snapshot`` keeps a finished
@@ -307,6 +315,10 @@ def test_staged_training_snapshots_and_resumes_elsewhere(tmp_path: Path, write_r
     sh.rmtree(work / "s2")
     run()  # fresh machine: s1 is finished (model file), s2 resumes to its 3 iterations
     assert load_checkpoint(work / "s2" / "checkpoint.pth")["iteration"] == 3
+    assert (work / "s2" / "decoder_final.pth").is_file()
+    default_model.snapshot(config)  # the last stage, finished, keeps its state: a later run may extend it
+    assert sorted(p.name for p in (snapshots / "s2").iterdir()) == ["checkpoint.pth", "log.csv"]
+    assert load_checkpoint(snapshots / "s2" / "checkpoint.pth")["iteration"] == 3
     assert not (work / "s1" / "checkpoint.pth").exists()
     seeded = read_model_file(work / "s1" / "decoder_final.pth").decoder_state
     assert all(torch.equal(seeded[k], v) for k, v in s1_decoder.items())
