@@ -18,7 +18,9 @@ Everything is read from ``experiments/configs/default_model.toml`` (``--config``
   with ``content = "content_photos"`` (the default is ``content``). When ``[data]`` names ``painting_data``
   (``python -m experiments.gcompris_paintings``), ``WORK/style_paintings`` links the training styles and
   those paintings; a stage trains on it with ``style = "style_paintings"`` (a fork stage then forks onto
-  them: ``adain train --fork … --style-dir``).
+  them: ``adain train --fork … --style-dir``). ``details_painting_data`` (``python -m
+  experiments.gcompris_paintings --activity details``) adds ``WORK/style_paintings_details``: those and
+  the "details" activity's Van Gogh paintings.
 * ``train``: one ``adain train`` run per ``[[stage]]`` into ``WORK/<stage name>``; a stage after the first
   starts from the previous stage's checkpoint (``--init-decoder``), or with ``fork = true`` continues its
   whole training state with the stage's ``args`` changed (``adain train --fork``). A run that has a
@@ -130,6 +132,17 @@ def prepare(config: dict[str, Any]) -> Path:
         more = [(paintings, p) for p in list_images(paintings)]
         n_more = _link_all(train_styles + extra + more, work / "style_paintings") - n_style
         painting_note = f", {n_more} paintings (+ the training styles) in style_paintings"
+        if "details_painting_data" in data:
+            details = _resolve(data["details_painting_data"]) / "style"
+            if not details.is_dir():
+                raise SystemExit(
+                    f"[data] details_painting_data: {details} does not exist; make it with "
+                    "python -m experiments.gcompris_paintings --activity details --output "
+                    f"{data['details_painting_data']}"
+                )
+            both = more + [(details, p) for p in list_images(details)]
+            n_both = _link_all(train_styles + extra + both, work / "style_paintings_details") - n_style
+            painting_note += f", {n_both} paintings (+ the training styles) in style_paintings_details"
     n_held = _link_all([(paper / "style", p) for p in styles if p.stem in held], work / "heldout_style")
     print(
         f"{work}: {n_content} contents, {n_style} training styles ({len(train_styles)} paintings + "
@@ -145,12 +158,33 @@ def _finished_model(folder: Path) -> Path:
     return folder / FINAL_MODEL_NAME
 
 
+def run_forwarding_signals(command: list[str]) -> int:
+    """Run ``command`` and return its exit code; a SIGTERM or SIGINT that this process receives meanwhile
+    is passed on to it (``adain train`` checkpoints on either and exits), so stopping this process stops
+    the training instead of leaving it running on its own. The previous handlers are restored."""
+    import signal
+
+    child = subprocess.Popen(command)
+
+    def forward(signum: int, frame: object) -> None:
+        child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def train(config: dict[str, Any], stage_name: str | None, iterations: int | None) -> None:
     """Run or resume one stage (the first unfinished one, or ``stage_name``).
 
     A stage is finished when its checkpoint has reached the stage's iterations, or when it has only its
     final model file (``decoder_final.pth``, what :func:`snapshot` keeps of a finished stage). The next
     stage starts from the previous stage's checkpoint, or from that model file (``--init-decoder``).
+    ``iterations`` overrides the target of the stage that runs only: which stage that is, is decided by
+    each stage's own ``iterations`` (to extend a finished stage, name it with ``stage_name``).
     """
     from adain.train import CHECKPOINT_NAME, load_checkpoint
 
@@ -163,7 +197,8 @@ def train(config: dict[str, Any], stage_name: str | None, iterations: int | None
         if stage_name is not None and stage["name"] != stage_name:
             continue
         out = work / stage["name"]
-        total = iterations or int(stage["iterations"])
+        own_total = int(stage["iterations"])
+        total = iterations or own_total
         checkpoint, final = out / CHECKPOINT_NAME, _finished_model(out)
         snapshot = _resolve(config["data"]["snapshots"]) / stage["name"]
         if not checkpoint.is_file() and not final.is_file():
@@ -176,7 +211,7 @@ def train(config: dict[str, Any], stage_name: str | None, iterations: int | None
                     shutil.copy2(snapshot / name, out / name)
                 print(f"seeded {out} from the snapshot {snapshot} ({', '.join(seeded)})")
         if checkpoint.is_file():
-            if load_checkpoint(checkpoint)["iteration"] >= total and stage_name is None:
+            if stage_name is None and load_checkpoint(checkpoint)["iteration"] >= own_total:
                 continue
             # the stage's options again: they must agree with the checkpoint (an edited stage is refused,
             # not ignored), and the run options among them (e.g. --ema-decay, --lr) take effect
@@ -217,8 +252,11 @@ def train(config: dict[str, Any], stage_name: str | None, iterations: int | None
                     start = _finished_model(previous)
                 command += ["--init-decoder", str(start)]
         print("adain train " + " ".join(command), flush=True)
-        sys.exit(subprocess.call([sys.executable, "-m", "adain", "train", *command]))
-    print("every stage has reached its iterations")
+        sys.exit(run_forwarding_signals([sys.executable, "-m", "adain", "train", *command]))
+    print(
+        "every stage has reached its iterations (to train one further: raise its iterations in the config, "
+        "or --stage NAME --iterations N)"
+    )
 
 
 def _fork_command(previous: Path, out: Path, total: int, stage: Mapping[str, Any]) -> list[str]:

@@ -13,6 +13,14 @@ pieces leave more than a few seam pixels uncovered is refused.
 Writes ``OUTPUT/style/<board>_<title>.png`` (RGB, about 600 × 450 px) and ``OUTPUT/manifest.json`` (the
 package version, the bundle's sha256 and, per painting, its board, title, pieces and size), which is what
 ``adain train --style-dir OUTPUT/style`` reads. The images never go into the repository.
+
+    python -m experiments.gcompris_paintings --activity details   # ~/.cache/adain-mmd/painting-data-details
+
+The "details" activity (``usr/share/gcompris-qt/rcc/details.rcc``) shows whole pictures, each board's
+``SHAPE_BACKGROUND_IMAGE``: eight Van Gogh paintings (about 400–670 × 500 px) beside photographs of
+monuments. :func:`detail_paintings` keeps the boards whose title names a painter of
+:data:`DETAIL_PAINTERS` and writes them as ``OUTPUT/style/details<N>_<title>.png``, with the same
+manifest (no pieces: the picture is whole).
 """
 
 from __future__ import annotations
@@ -35,12 +43,32 @@ from PIL import Image
 from experiments.qt_resources import read_rcc
 from experiments.training_data import fetch_packages, package_version
 
-__all__ = ["Board", "PuzzleError", "assemble_board", "main", "paintings", "parse_board"]
+__all__ = [
+    "ACTIVITIES",
+    "Board",
+    "PuzzleError",
+    "assemble_board",
+    "detail_paintings",
+    "main",
+    "paintings",
+    "parse_board",
+    "parse_detail_board",
+]
 
 PACKAGE = "gcompris-qt-data"
 BUNDLE = "usr/share/gcompris-qt/rcc/paintings.rcc"
 RESOURCES = "gcompris/src/activities/paintings/resource/"
 DEFAULT_OUTPUT = Path("~/.cache/adain-mmd/painting-data")
+DETAILS_BUNDLE = "usr/share/gcompris-qt/rcc/details.rcc"
+DETAILS_RESOURCES = "gcompris/src/activities/details/resource/"
+#: the "details" boards kept: those whose title starts with one of these names and a comma (the others
+#: show monuments: photographs, not paintings)
+DETAIL_PAINTERS = ("Vincent van Gogh",)
+#: activity → (bundle in the package, default output folder)
+ACTIVITIES = {
+    "paintings": (BUNDLE, DEFAULT_OUTPUT),
+    "details": (DETAILS_BUNDLE, Path("~/.cache/adain-mmd/painting-data-details")),
+}
 #: px cut from each side of the pieces' bounding box (their outer edges are ragged)
 MARGIN = 4
 #: the largest share of the painting that may be left uncovered (and filled from neighbours)
@@ -49,6 +77,7 @@ MAX_HOLES = 0.002
 _TITLE = re.compile(r'instruction:\s*qsTr\("([^"]*)"\)')
 _SIZE = re.compile(r'"width"\s*:\s*(\d+)\s*,\s*"height"\s*:\s*(\d+)')
 _PIECE = re.compile(r'"pixmapfile"\s*:\s*"([^"]+)"\s*,\s*"x"\s*:\s*"([\d.]+)"\s*,\s*"y"\s*:\s*"([\d.]+)"')
+_BACKGROUND = re.compile(r'"pixmapfile"\s*:\s*"([^"]+)"\s*,\s*"type"\s*:\s*"SHAPE_BACKGROUND_IMAGE"')
 
 
 class PuzzleError(ValueError):
@@ -175,47 +204,127 @@ def paintings(bundle: Mapping[str, bytes]) -> list[tuple[str, Board, Image.Image
     return made
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="data set folder (%(default)s)")
-    args = p.parse_args(argv)
-    output = args.output.expanduser()
-    with tempfile.TemporaryDirectory(prefix="adain_debs_") as tmp:
-        work = Path(tmp)
-        root = fetch_packages([PACKAGE], work)[PACKAGE]
-        source = root / BUNDLE
-        if not source.is_file():
-            raise SystemExit(f"gcompris_paintings: error: {PACKAGE} has no {BUNDLE}")
-        data = source.read_bytes()
-        version = package_version(PACKAGE, work)
-    try:
-        made = paintings(read_rcc(data))
-    except ValueError as e:  # RccError, PuzzleError
-        raise SystemExit(f"gcompris_paintings: error: {PACKAGE}:/{BUNDLE}: {e}") from None
+def parse_detail_board(qml: str) -> tuple[str, str]:
+    """``(title, background image path relative to the resource folder)`` of a "details" board's text.
+
+    Raises:
+        PuzzleError: no background image.
+    """
+    background = _BACKGROUND.search(qml)
+    if background is None:
+        raise PuzzleError("not a details board: no SHAPE_BACKGROUND_IMAGE")
+    title = _TITLE.search(qml)
+    return (title.group(1) if title else ""), background.group(1)
+
+
+def detail_paintings(
+    bundle: Mapping[str, bytes], painters: tuple[str, ...] = DETAIL_PAINTERS
+) -> list[tuple[str, str, Image.Image]]:
+    """The whole pictures of the "details" bundle's boards whose title starts with ``"<painter>,"`` for one
+    of ``painters``: ``(file stem, title, picture as RGB)``, in board order.
+
+    Raises:
+        PuzzleError: no boards, no board of those painters, or a board whose picture is missing or
+            unreadable (its name in the message).
+    """
+    images = {k[len(DETAILS_RESOURCES) :]: v for k, v in bundle.items() if k.startswith(DETAILS_RESOURCES)}
+    boards = sorted(
+        (k for k in images if re.fullmatch(r"board/board\d+_0\.qml", k)),
+        key=lambda k: int(re.findall(r"\d+", k)[0]),
+    )
+    if not boards:
+        raise PuzzleError(f"no boards under {DETAILS_RESOURCES}board/")
+    made = []
+    for key in boards:
+        try:
+            title, background = parse_detail_board(images[key].decode("utf-8"))
+            if not any(title.startswith(f"{painter},") for painter in painters):
+                continue
+            if background not in images:
+                raise PuzzleError(f"picture {background} is not in the bundle")
+            try:
+                with Image.open(io.BytesIO(images[background])) as opened:
+                    picture = opened.convert("RGB")
+            except Exception as e:  # any decoder failure
+                raise PuzzleError(
+                    f"picture {background} is not a readable image ({type(e).__name__})"
+                ) from None
+        except (PuzzleError, UnicodeDecodeError) as e:
+            raise PuzzleError(f"{key}: {e}") from None
+        number = re.findall(r"\d+", key)[0]
+        made.append((f"details{number}_{_slug(title) or 'untitled'}", title, picture))
+    if not made:
+        raise PuzzleError(f"no board by {', '.join(painters)} under {DETAILS_RESOURCES}board/")
+    return made
+
+
+def _styles(activity: str, data: bytes, output: Path) -> list[dict[str, object]]:
+    """Write the activity's pictures to ``output/style`` (emptied first); their manifest entries.
+
+    Raises:
+        ValueError: (RccError, PuzzleError) an unreadable bundle or board.
+    """
+    bundle = read_rcc(data)
+    made: list[tuple[str, str, Image.Image, dict[str, int]]]
+    if activity == "details":
+        made = [(stem, title, picture, {}) for stem, title, picture in detail_paintings(bundle)]
+    else:
+        made = [
+            (stem, board.title, painting, {"pieces": len(board.pieces), "holes_filled": holes})
+            for stem, board, painting, holes in paintings(bundle)
+        ]
     shutil.rmtree(output / "style", ignore_errors=True)
     (output / "style").mkdir(parents=True)
     styles: list[dict[str, object]] = []
-    for stem, board, painting, holes in made:
+    for stem, title, picture, extra in made:
         target = output / "style" / f"{stem}.png"
-        painting.save(target)
-        styles.append(
-            {
-                "file": str(target.relative_to(output)),
-                "title": board.title,
-                "pieces": len(board.pieces),
-                "size": list(painting.size),
-                "holes_filled": holes,
-            }
-        )
+        picture.save(target)
+        entry: dict[str, object] = {"file": str(target.relative_to(output)), "title": title}
+        entry.update({k: extra[k] for k in ("pieces",) if k in extra})
+        entry["size"] = list(picture.size)
+        entry.update({k: extra[k] for k in ("holes_filled",) if k in extra})
+        styles.append(entry)
+    return styles
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--activity",
+        choices=sorted(ACTIVITIES),
+        default="paintings",
+        help="paintings: the jigsaw puzzles' 22 paintings; details: the 'details' activity's Van Gogh "
+        "paintings (%(default)s)",
+    )
+    p.add_argument(
+        "--output",
+        type=Path,
+        help="data set folder (default: " + "; ".join(f"{a}: {o}" for a, (_, o) in ACTIVITIES.items()) + ")",
+    )
+    args = p.parse_args(argv)
+    bundle_path, default_output = ACTIVITIES[args.activity]
+    output = (args.output or default_output).expanduser()
+    with tempfile.TemporaryDirectory(prefix="adain_debs_") as tmp:
+        work = Path(tmp)
+        root = fetch_packages([PACKAGE], work)[PACKAGE]
+        source = root / bundle_path
+        if not source.is_file():
+            raise SystemExit(f"gcompris_paintings: error: {PACKAGE} has no {bundle_path}")
+        data = source.read_bytes()
+        version = package_version(PACKAGE, work)
+    try:
+        styles = _styles(args.activity, data, output)
+    except ValueError as e:  # RccError, PuzzleError
+        raise SystemExit(f"gcompris_paintings: error: {PACKAGE}:/{bundle_path}: {e}") from None
     manifest = {
         "package": PACKAGE,
         "version": version,
-        "bundle": BUNDLE,
+        "bundle": bundle_path,
         "bundle_sha256": hashlib.sha256(data).hexdigest(),
         "style": styles,
     }
     (output / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
-    print(f"{len(made)} paintings from {PACKAGE} {version} in {output / 'style'}")
+    print(f"{len(styles)} paintings from {PACKAGE} {version} ({args.activity}) in {output / 'style'}")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import re
 import statistics
 from pathlib import Path
@@ -91,6 +92,20 @@ def test_prepare_links_the_training_styles_and_paintings_for_a_painting_stage(
     names = sorted(p.name for p in (work / "style_paintings").iterdir())
     assert names == ["board0.png", "board1.png", "img0.png", "walls__img0.png", "walls__img1.png"]
     assert all(p.resolve().is_file() for p in (work / "style_paintings").iterdir())
+    assert not (work / "style_paintings_details").exists()
+
+    config["data"]["details_painting_data"] = str(tmp_path / "details")
+    with pytest.raises(
+        SystemExit, match=r"details_painting_data: .*details/style does not exist.*--activity details"
+    ):
+        default_model.prepare(config)
+    write_random_images(tmp_path / "details" / "style", 1, 3)
+    (tmp_path / "details" / "style" / "img0.png").rename(tmp_path / "details" / "style" / "details1.png")
+    work = default_model.prepare(config)
+    assert sorted(p.name for p in (work / "style_paintings_details").iterdir()) == sorted(
+        ["details1.png", *names]
+    )
+    assert sorted(p.name for p in (work / "style_paintings").iterdir()) == names  # unchanged
 
 
 def test_train_names_a_missing_stage_content_folder(tmp_path: Path) -> None:
@@ -115,7 +130,7 @@ def test_a_fork_stage_continues_the_previous_stage_training_state(tmp_path: Path
     with pytest.raises(SystemExit, match=r"stage 's2' forks .*s1/checkpoint.pth does not exist"):
         default_model.train(config, "s2", None)
     calls: list[list[str]] = []
-    monkeypatch.setattr(default_model.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    monkeypatch.setattr(default_model, "run_forwarding_signals", lambda cmd: calls.append(cmd) or 0)
     (work / "s1" / "checkpoint.pth").write_bytes(b"stands in for a checkpoint")
     with pytest.raises(SystemExit) as done:
         default_model.train(config, "s2", None)
@@ -260,6 +275,78 @@ def test_report_end_to_end(tmp_path: Path, write_random_images, shared_dir: Path
     assert {r["method"] for r in artefacts} == {"adain"} and len(artefacts) == 4
     numbers = re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", text)
     assert numbers and set(numbers) <= _cells(out), set(numbers) - _cells(out)
+
+
+def test_train_picks_the_stage_by_its_own_iterations_and_overrides_only_its_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``train --iterations N`` without ``--stage`` runs the first stage unfinished by its own iterations
+    (a finished stage whose checkpoint is kept, e.g. one that the next forks from, is not reopened)."""
+    import adain.train
+
+    config = _config(tmp_path)
+    config["stage"] = [
+        {"name": "s1", "args": ["--a"], "iterations": 2},
+        {"name": "s2", "args": ["--b"], "iterations": 5, "fork": True},
+    ]
+    work = tmp_path / "work"
+    reached = {"s1": 2, "s2": 3}
+    for name in reached:
+        (work / name).mkdir(parents=True)
+        (work / name / "checkpoint.pth").write_bytes(b"")
+    monkeypatch.setattr(
+        adain.train, "load_checkpoint", lambda path: {"iteration": reached[Path(path).parent.name]}
+    )
+    commands: list[list[str]] = []
+    monkeypatch.setattr(
+        default_model, "run_forwarding_signals", lambda command: commands.append(command) or 0
+    )
+
+    def ran(stage: str | None, iterations: int | None) -> list[str]:
+        with pytest.raises(SystemExit) as stop:
+            default_model.train(config, stage, iterations)
+        assert stop.value.code == 0
+        command = commands.pop()
+        return command[command.index("train") + 1 :]
+
+    assert ran(None, 10) == ["--resume", "--output", str(work / "s2"), "--iterations", "10", "--b"]
+    assert ran(None, None) == ["--resume", "--output", str(work / "s2"), "--iterations", "5", "--b"]
+    assert ran("s1", 4) == ["--resume", "--output", str(work / "s1"), "--iterations", "4", "--a"]
+    reached["s2"] = 5
+    default_model.train(config, None, 10)  # every stage at its own iterations: nothing runs
+    assert not commands and "--stage NAME --iterations N" in capsys.readouterr().out
+
+
+def test_train_passes_a_stop_signal_on_to_the_training_process(tmp_path: Path) -> None:
+    """SIGTERM to ``default_model train`` reaches ``adain train`` (which checkpoints and exits), instead of
+    leaving it running on its own; the handler is restored afterwards."""
+    import signal
+    import sys
+    import threading
+    import time
+
+    ready, stopped = tmp_path / "ready", tmp_path / "stopped"
+    child = (
+        "import pathlib, signal, sys, time\n"
+        f"def stop(*_):\n    pathlib.Path({str(stopped)!r}).write_text('x'); sys.exit(3)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        f"pathlib.Path({str(ready)!r}).write_text('x')\n"
+        "time.sleep(30)\n"
+    )
+
+    def send_when_ready() -> None:
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    sender = threading.Thread(target=send_when_ready)
+    sender.start()
+    code = default_model.run_forwarding_signals([sys.executable, "-c", child])
+    sender.join()
+    assert code == 3 and stopped.exists()
+    assert signal.getsignal(signal.SIGTERM) == before
 
 
 def test_snapshot_keeps_the_state_that_a_later_run_needs() -> None:

@@ -9,12 +9,15 @@ import pytest
 from PIL import Image
 
 from experiments.gcompris_paintings import (
+    DETAILS_RESOURCES,
     MARGIN,
     RESOURCES,
     PuzzleError,
     assemble_board,
+    detail_paintings,
     paintings,
     parse_board,
+    parse_detail_board,
 )
 
 BOARD_W, BOARD_H, LEFT, TOP = 90, 70, 10, 12  # the painting sits at (LEFT, TOP) on the board
@@ -125,3 +128,58 @@ def test_every_board_of_a_bundle_is_named_by_its_number_and_title() -> None:
         paintings(bundle)
     with pytest.raises(PuzzleError, match="no puzzle boards"):
         paintings({})
+
+
+def _detail_qml(title: str, background: str) -> str:
+    """A "details" board as GCompris writes it: the whole picture first, then the details to find."""
+    return (
+        "import QtQuick 2.12\nQtObject {\n"
+        f'   property string instruction: qsTr("{title}")\n   property var levels: [\n'
+        f'      {{\n         "pixmapfile" : "{background}",\n         "type" : "SHAPE_BACKGROUND_IMAGE"\n'
+        '      },\n      {\n         "pixmapfile" : "image/x_0.webp",\n         "x" : "0.1",\n'
+        '         "y" : "0.2",\n         "dropAreaSize" : "8"\n      }\n   ]\n}\n'
+    )
+
+
+def _png(array) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array, "RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_details_boards_of_the_named_painters_give_their_whole_pictures() -> None:
+    assert parse_detail_board(
+        _detail_qml("Vincent van Gogh, The Harvest - 1888", "image/h_background.webp")
+    ) == (
+        "Vincent van Gogh, The Harvest - 1888",
+        "image/h_background.webp",
+    )
+    with pytest.raises(PuzzleError, match="no SHAPE_BACKGROUND_IMAGE"):
+        parse_detail_board("QtObject { }")
+    boards = {
+        5: ("Vincent van Gogh, The Harvest - 1888", "image/harvest_background.png", 1),
+        12: ("Sydney Opera House, Australia", "image/opera_background.png", 2),  # a photograph: left out
+        3: ("Vincent van Gogh, The Church at Auvers-sur-Oise - 1890", "image/church_background.png", 3),
+    }
+    bundle = {}
+    for number, (title, background, seed) in boards.items():
+        bundle[f"{DETAILS_RESOURCES}board/board{number}_0.qml"] = _detail_qml(title, background).encode()
+        bundle[f"{DETAILS_RESOURCES}{background}"] = _png(_painting(seed))
+    made = detail_paintings(bundle)
+    assert [(stem, title) for stem, title, _ in made] == [
+        ("details3_vincent_van_gogh_the_church_at_auvers_sur_oise_1890", boards[3][0]),
+        ("details5_vincent_van_gogh_the_harvest_1888", boards[5][0]),
+    ]
+    np.testing.assert_array_equal(np.asarray(made[1][2]), _painting(1))  # the whole picture, uncut
+    assert [stem for stem, *_ in detail_paintings(bundle, painters=("Sydney Opera House",))] == [
+        "details12_sydney_opera_house_australia"
+    ]
+    with pytest.raises(PuzzleError, match="no board by Claude Monet"):
+        detail_paintings(bundle, painters=("Claude Monet",))
+    with pytest.raises(PuzzleError, match=r"board5_0\.qml: picture image/harvest_background\.png is not in"):
+        detail_paintings({k: v for k, v in bundle.items() if "harvest" not in k})
+    bundle[f"{DETAILS_RESOURCES}image/church_background.png"] = b"not an image"
+    with pytest.raises(PuzzleError, match=r"board3_0\.qml: picture .* is not a readable image"):
+        detail_paintings(bundle)
+    with pytest.raises(PuzzleError, match="no boards"):
+        detail_paintings({})
