@@ -110,6 +110,32 @@ def parse_board(qml: str) -> Board:
     return Board(title.group(1) if title else "", int(size.group(1)), int(size.group(2)), pieces)
 
 
+def _boards(bundle: Mapping[str, bytes], resources: str) -> tuple[dict[str, bytes], list[str]]:
+    """The bundle's files below ``resources`` (keys relative to it) and its ``board/boardN_0.qml`` keys in
+    board order."""
+    images = {k[len(resources) :]: v for k, v in bundle.items() if k.startswith(resources)}
+    boards = sorted(
+        (k for k in images if re.fullmatch(r"board/board\d+_0\.qml", k)),
+        key=lambda k: int(re.findall(r"\d+", k)[0]),
+    )
+    return images, boards
+
+
+def _decode(images: Mapping[str, bytes], path: str, what: str, mode: str) -> Image.Image:
+    """The image ``path`` of ``images`` in ``mode``.
+
+    Raises:
+        PuzzleError: ``path`` missing or undecodable, named as ``what``.
+    """
+    if path not in images:
+        raise PuzzleError(f"{what} {path} is not in the bundle")
+    try:
+        with Image.open(io.BytesIO(images[path])) as opened:
+            return opened.convert(mode)
+    except Exception as e:  # any decoder failure
+        raise PuzzleError(f"{what} {path} is not a readable image ({type(e).__name__})") from None
+
+
 def _fill_holes(rgb: np.ndarray, covered: np.ndarray) -> np.ndarray:
     """``rgb`` ``[H, W, 3]`` float with every uncovered pixel (``covered`` ``[H, W]`` False) set to the mean
     of its covered 8-neighbours, growing inwards until none is left."""
@@ -146,13 +172,7 @@ def assemble_board(board: Board, images: Mapping[str, bytes]) -> tuple[Image.Ima
     """
     canvas = Image.new("RGBA", (board.width, board.height), (0, 0, 0, 0))
     for path, x, y in board.pieces:
-        if path not in images:
-            raise PuzzleError(f"piece {path} is not in the bundle")
-        try:
-            with Image.open(io.BytesIO(images[path])) as opened:
-                piece = opened.convert("RGBA")
-        except Exception as e:  # any decoder failure
-            raise PuzzleError(f"piece {path} is not a readable image ({type(e).__name__})") from None
+        piece = _decode(images, path, "piece", "RGBA")
         left, top = round(x * board.width - piece.width / 2), round(y * board.height - piece.height / 2)
         layer = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
         layer.paste(piece, (left, top))
@@ -185,11 +205,7 @@ def paintings(bundle: Mapping[str, bytes]) -> list[tuple[str, Board, Image.Image
     Raises:
         PuzzleError: no boards in the bundle, or a board that cannot be reassembled (its name in the message).
     """
-    images = {k[len(RESOURCES) :]: v for k, v in bundle.items() if k.startswith(RESOURCES)}
-    boards = sorted(
-        (k for k in images if re.fullmatch(r"board/board\d+_0\.qml", k)),
-        key=lambda k: int(re.findall(r"\d+", k)[0]),
-    )
+    images, boards = _boards(bundle, RESOURCES)
     if not boards:
         raise PuzzleError(f"no puzzle boards under {RESOURCES}board/")
     made = []
@@ -227,11 +243,7 @@ def detail_paintings(
         PuzzleError: no boards, no board of those painters, or a board whose picture is missing or
             unreadable (its name in the message).
     """
-    images = {k[len(DETAILS_RESOURCES) :]: v for k, v in bundle.items() if k.startswith(DETAILS_RESOURCES)}
-    boards = sorted(
-        (k for k in images if re.fullmatch(r"board/board\d+_0\.qml", k)),
-        key=lambda k: int(re.findall(r"\d+", k)[0]),
-    )
+    images, boards = _boards(bundle, DETAILS_RESOURCES)
     if not boards:
         raise PuzzleError(f"no boards under {DETAILS_RESOURCES}board/")
     made = []
@@ -240,15 +252,7 @@ def detail_paintings(
             title, background = parse_detail_board(images[key].decode("utf-8"))
             if not any(title.startswith(f"{painter},") for painter in painters):
                 continue
-            if background not in images:
-                raise PuzzleError(f"picture {background} is not in the bundle")
-            try:
-                with Image.open(io.BytesIO(images[background])) as opened:
-                    picture = opened.convert("RGB")
-            except Exception as e:  # any decoder failure
-                raise PuzzleError(
-                    f"picture {background} is not a readable image ({type(e).__name__})"
-                ) from None
+            picture = _decode(images, background, "picture", "RGB")
         except (PuzzleError, UnicodeDecodeError) as e:
             raise PuzzleError(f"{key}: {e}") from None
         number = re.findall(r"\d+", key)[0]
