@@ -283,11 +283,9 @@ def _styles(activity: str, data: bytes, output: Path) -> list[dict[str, object]]
     for stem, title, picture, extra in made:
         target = output / "style" / f"{stem}.png"
         picture.save(target)
-        entry: dict[str, object] = {"file": str(target.relative_to(output)), "title": title}
-        entry.update({k: extra[k] for k in ("pieces",) if k in extra})
-        entry["size"] = list(picture.size)
-        entry.update({k: extra[k] for k in ("holes_filled",) if k in extra})
-        styles.append(entry)
+        styles.append(
+            {"file": str(target.relative_to(output)), "title": title, "size": list(picture.size), **extra}
+        )
     return styles
 
 

@@ -95,6 +95,9 @@ def test_prepare_links_the_training_styles_and_paintings_for_a_painting_stage(
     assert not (work / "style_paintings_details").exists()
 
     config["data"]["details_painting_data"] = str(tmp_path / "details")
+    alone = {**config, "data": {k: v for k, v in config["data"].items() if k != "painting_data"}}
+    with pytest.raises(SystemExit, match=r"details_painting_data adds to painting_data.*name painting_data"):
+        default_model.prepare(alone)
     with pytest.raises(
         SystemExit, match=r"details_painting_data: .*details/style does not exist.*--activity details"
     ):
