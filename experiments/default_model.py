@@ -95,6 +95,11 @@ def prepare(config: dict[str, Any]) -> Path:
     from adain.io import list_images
 
     data = config["data"]
+    if "details_painting_data" in data and "painting_data" not in data:
+        raise SystemExit(
+            "[data] details_painting_data adds to painting_data's paintings: name painting_data too "
+            "(python -m experiments.gcompris_paintings makes it)"
+        )
     training, paper, work = (_resolve(data[k]) for k in ("training_data", "paper", "work"))
     held = set(data["held_out_styles"])
     styles = list_images(paper / "style")
@@ -122,11 +127,6 @@ def prepare(config: dict[str, Any]) -> Path:
         photo_note = f", {n_photos - n_content} photos (+ the wallpapers) in content_photos"
     n_style = _link_all(train_styles + extra, work / "style")
     painting_note = ""
-    if "details_painting_data" in data and "painting_data" not in data:
-        raise SystemExit(
-            "[data] details_painting_data adds to painting_data's paintings: name painting_data too "
-            "(python -m experiments.gcompris_paintings makes it)"
-        )
     if "painting_data" in data:
         paintings = _resolve(data["painting_data"]) / "style"
         if not paintings.is_dir():
