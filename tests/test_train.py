@@ -674,6 +674,43 @@ def test_fork_with_a_tv_weight_changes_only_that_arm(data, tmp_path, capsys) -> 
     assert load_checkpoint(smooth / "checkpoint.pth")["iteration"] == 5
 
 
+def test_a_fork_measures_layer_normalisers_where_its_style_terms_differ(data, tmp_path, capsys) -> None:
+    """A fork that turns ``initial`` normalisation on, or changes the style loss, measures the normalisers at
+    the checkpoint's decoder on its own first batch (every layer starts at 1); one that changes neither keeps
+    the checkpoint's, so two arms of a normalised run stay comparable."""
+    plain, normalised = tmp_path / "plain", tmp_path / "normalised"
+    layers = ["--layers", "s4,s8,s16"]
+    assert main(_args(data, plain, *RANDOM, *layers, "--iterations", "2")) == 0
+    assert (
+        main(
+            _args(data, normalised, *RANDOM, *layers, "--iterations", "2", "--layer-normalisation", "initial")
+        )
+        == 0
+    )
+    saved = load_checkpoint(normalised / "checkpoint.pth")["normalisers"]
+    fork = ["train", "--iterations", "3", "--no-progress", *layers]
+    cases = {
+        "on": (plain, ["--layer-normalisation", "initial"]),
+        "loss": (normalised, ["--layer-normalisation", "initial", "--style-loss", "meancov"]),
+        "same": (normalised, ["--layer-normalisation", "initial", "--style-weight", "3"]),
+    }
+    first = {}
+    for name, (parent, extra) in cases.items():
+        out = tmp_path / name
+        command = [*fork, "--fork", str(parent / "checkpoint.pth"), "--output", str(out), *extra]
+        assert main(command) == 0, capsys.readouterr().err
+        first[name] = (
+            read_log(out / "log.csv")[0]["style"],
+            load_checkpoint(out / "checkpoint.pth")["normalisers"],
+        )
+    for name in ("on", "loss"):
+        style, normalisers = first[name]
+        assert style == pytest.approx(3, rel=1e-5)  # three layers, each at 1 on the fork's first batch
+        assert list(normalisers) == ["s4", "s8", "s16"] and normalisers != saved
+    style, normalisers = first["same"]
+    assert normalisers == saved and style != pytest.approx(3, rel=1e-2)  # the parent's, not re-measured
+
+
 def test_a_fork_may_train_on_a_larger_style_set(data, tmp_path, capsys, write_random_images) -> None:
     """A data ablation: the fork keeps the decoder, optimiser and content stream and draws its styles over
     the new folder; a resume of the parent on that folder is still refused."""

@@ -48,6 +48,7 @@ from .config import RUN_FIELDS, TrainConfig
 __all__ = [
     "CHECKPOINT_NAME",
     "FINAL_MODEL_NAME",
+    "NORMALISER_SETTINGS",
     "NonFiniteLossError",
     "TrainResult",
     "Trainer",
@@ -79,6 +80,10 @@ class TrainResult:
 
 
 #: config keys that do not change what a run learns from a given state, left out of a fork's report of changes
+#: config keys that change what the per-layer style terms measure: a fork that changes one measures new
+#: layer normalisers rather than keeping the checkpoint's
+NORMALISER_SETTINGS = ("encoder", "style_loss", "layers", "style_positions", "layer_normalisation")
+
 _NOT_TRAINING_SETTINGS = (
     "output",
     "forked_from",
@@ -473,12 +478,19 @@ class Trainer:
         }
 
     def load_state(
-        self, state: Mapping[str, Any], source: str = "checkpoint", *, same_data: bool = True
+        self,
+        state: Mapping[str, Any],
+        source: str = "checkpoint",
+        *,
+        same_data: bool = True,
+        keep_normalisers: bool = True,
     ) -> None:
         """Restore decoder, optimiser, scaler, iteration, data positions from :func:`load_checkpoint`.
 
         ``same_data=False`` (a fork) accepts other content or style images than the checkpoint's: their
-        streams keep the run's seed and position (samples consumed) and draw over the new files."""
+        streams keep the run's seed and position (samples consumed) and draw over the new files.
+        ``keep_normalisers=False`` (a fork whose style terms differ from the checkpoint's) leaves the layer
+        normalisers to be measured at the loaded decoder on this run's first batch."""
         problems = state_dict_problems(self.decoder.state_dict(), state["decoder"])
         if problems:
             raise CheckpointError(f"{source}: the decoder does not fit: {'; '.join(problems)}")
@@ -515,7 +527,11 @@ class Trainer:
         self.consumed = int(state["data"]["content"]["consumed"])
         self.normalisers = None
         saved_normalisers = state.get("normalisers")
-        if self.config.layer_normalisation != "none" and (saved_normalisers is not None or self.iteration):
+        if (
+            keep_normalisers
+            and self.config.layer_normalisation != "none"
+            and (saved_normalisers is not None or self.iteration)
+        ):
             if saved_normalisers is None:
                 raise CheckpointError(
                     f"{source} is at iteration {self.iteration} of a run with layer_normalisation "
@@ -619,7 +635,11 @@ class Trainer:
         ``tv_weight``, ``lr`` …) and an arm without see the same batches from the same point: a paired
         ablation. The architecture must be the checkpoint's (:meth:`load_state` checks it). The images may
         differ (a data ablation, e.g. a larger style set): each stream keeps its seed and position and draws
-        over the new files, so two such forks still see the same batches of the folder they share.
+        over the new files, so two such forks still see the same batches of the folder they share. The
+        layer normalisers (``layer_normalisation="initial"``) are the checkpoint's where they measure the
+        same style terms; where a setting in :data:`NORMALISER_SETTINGS` changed, or the checkpoint holds
+        none (a fork that turns the normalisation on), they are measured anew at the checkpoint's decoder
+        on the fork's first batch.
 
         Returns:
             ``{setting: (checkpoint's value, this run's)}`` for every training setting that differs, and
@@ -639,7 +659,8 @@ class Trainer:
                 saved_n is not None and saved_n != len(data)
             ):
                 changed[f"{name} images"] = (f"{saved_n} files", f"{len(data)} files in {data.folder}")
-        self.load_state(state, source=str(path), same_data=False)
+        keep = state.get("normalisers") is not None and not any(k in changed for k in NORMALISER_SETTINGS)
+        self.load_state(state, source=str(path), same_data=False, keep_normalisers=keep)
         return changed
 
     def _settings_changed(self, path: str | Path, state: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
