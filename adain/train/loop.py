@@ -79,11 +79,11 @@ class TrainResult:
     stopped_by: int | None  # signal number, or None for a completed run
 
 
-#: config keys that do not change what a run learns from a given state, left out of a fork's report of changes
 #: config keys that change what the per-layer style terms measure: a fork that changes one measures new
 #: layer normalisers rather than keeping the checkpoint's
 NORMALISER_SETTINGS = ("encoder", "style_loss", "layers", "style_positions", "layer_normalisation")
 
+#: config keys that do not change what a run learns from a given state, left out of a fork's report of changes
 _NOT_TRAINING_SETTINGS = (
     "output",
     "forked_from",
